@@ -1,0 +1,1 @@
+"""Image ops that are not models: filtering, colour, superpixels, warps, resizing, padding."""
