@@ -1,0 +1,587 @@
+"""Grain input pipeline: unpaired photo/cartoon batches from folders, ArrayRecord shards or TFDS.
+
+`create_iterator` yields, for this process, dicts of NumPy arrays
+  {"photo": float32 (b, S, S, 3) in [-1, 1], "cartoon": same, "is_face": bool (b,),
+   "num_skipped": int64 scalar}
+with b = global_batch_size // jax.process_count(). `to_global` turns the array leaves into global
+`jax.Array`s (pop "num_skipped" first: it is a per-process count, not a batch).
+
+Sources (the `source` string):
+  - "sample": the bundled sample set (`cartoon_jax.sample_data.ensure_sample_dataset`).
+  - a dataset folder with scenery_photo/, scenery_cartoon/ and optionally face_photo/ and
+    face_cartoon/ (searched recursively for jpg/jpeg/png/bmp/webp/tif/tiff/ppm files).
+  - a folder written by `python -m data.prepare` (it holds `dataset.json` and ArrayRecord shards).
+  - "tfds:NAME[?photo=SPLIT&cartoon=SPLIT&image_key=KEY&data_dir=DIR]": a TFDS dataset prepared in
+    ArrayRecord format, read with `tfds.data_source` (defaults photo=trainA, cartoon=trainB,
+    image_key=image). Needs `tensorflow-datasets`, imported only here.
+
+Semantics (official-code.md 6.5): a photo and a cartoon are drawn from independent indices, the
+larger set walked in a fresh permutation each epoch and the smaller sampled with replacement.
+Batches are homogeneous: with both face folders present, every `face_every`-th batch is a face
+batch (cycle scenery x4, face for face_every=5). Batch i of the global stream depends only on
+(seed, i), never on the process or worker count; process p decodes rows [p*b, (p+1)*b) of it.
+Unreadable files are replaced by the next readable file of their folder, logged once and
+counted in "num_skipped" (distinct files seen so far, part of the iterator state).
+
+With worker_count > 0 grain starts worker processes: the launching script needs an
+`if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import sys
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import grain
+import jax
+import numpy as np
+from absl import flags
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+DOMAINS = ("scenery_photo", "scenery_cartoon", "face_photo", "face_cartoon")
+SHARDS_MANIFEST = "dataset.json"
+SHARDS_FORMAT = "cartoon_jax/array_record"
+_KINDS = ("scenery", "face")
+_PREFETCH_BATCHES = 4
+
+
+# ------------------------------------------------------------------------------------------------
+# Image helpers (shared with data/prepare.py).
+# ------------------------------------------------------------------------------------------------
+
+
+def list_images(folder: str) -> list[str]:
+  """Image files under `folder` (recursive, hidden entries skipped), sorted by relative path."""
+  found = []
+  for root, dirs, files in os.walk(folder):
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for name in files:
+      if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+        found.append(os.path.join(root, name))
+  return sorted(found, key=lambda p: os.path.relpath(p, folder))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+  """Decodes encoded image bytes to RGB (H, W, 3) in their own dtype (uint8, uint16 or float32).
+
+  Grayscale becomes 3 equal channels, alpha is dropped. Raises ValueError if OpenCV cannot decode.
+  """
+  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+  if image is None or image.size == 0:
+    raise ValueError("not a decodable image")
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[:, :, 0]
+  if image.ndim == 2:
+    image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+  elif image.shape[2] == 4:
+    image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+  elif image.shape[2] == 3:
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+  else:
+    raise ValueError(f"unsupported channel count {image.shape[2]}")
+  if image.dtype not in (np.uint8, np.uint16):
+    image = np.clip(image.astype(np.float32), 0.0, 1.0)
+  return image
+
+
+def read_image(path: str, *, name_file: bool = True) -> np.ndarray:
+  """Reads and decodes an image file (see `decode_image`); ValueError names the file if asked."""
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    return decode_image(data)
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}" if name_file else str(e)) from None
+
+
+def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
+  """Resizes (H, W, C) so that min(H, W) == size, keeping the aspect ratio (area filter down)."""
+  h, w = image.shape[:2]
+  if min(h, w) == size:
+    return image
+  scale = size / min(h, w)
+  new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+  interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+  return cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """The central (size, size) window of an (H, W, C) image with H, W >= size."""
+  h, w = image.shape[:2]
+  top, left = (h - size) // 2, (w - size) // 2
+  return image[top : top + size, left : left + size]
+
+
+def to_unit_range(image: np.ndarray) -> np.ndarray:
+  """uint8/uint16/float [0, 1] image -> float32 in [-1, 1]."""
+  if image.dtype == np.uint8:
+    return image.astype(np.float32) / 127.5 - 1.0
+  if image.dtype == np.uint16:
+    return image.astype(np.float32) / 32767.5 - 1.0
+  return image.astype(np.float32) * 2.0 - 1.0
+
+
+def fit_image(
+  image: np.ndarray,
+  *,
+  size: int,
+  random_crop: bool,
+  random_flip: bool,
+  fractions: tuple[float, float, float],
+) -> np.ndarray:
+  """Crops an RGB image to (size, size, 3).
+
+  random_crop=False: resize the short side to `size`, then take the centre. random_crop=True: a
+  crop at native resolution (images with a short side below `size` are first resized up) at
+  relative position `fractions[:2]`. Flipped left-right when random_flip and fractions[2] < 0.5.
+  """
+  if not random_crop or min(image.shape[:2]) < size:
+    image = resize_short_side(image, size)
+  if random_crop:
+    h, w = image.shape[:2]
+    top, left = int(fractions[0] * (h - size + 1)), int(fractions[1] * (w - size + 1))
+    image = image[top : top + size, left : left + size]
+  else:
+    image = center_crop(image, size)
+  if random_flip and fractions[2] < 0.5:
+    image = image[:, ::-1]
+  return image
+
+
+# ------------------------------------------------------------------------------------------------
+# Readers: one per domain, random access by index, picklable (opened lazily in each process).
+# ------------------------------------------------------------------------------------------------
+
+
+class _FolderReader:
+  """Image files of one folder."""
+
+  def __init__(self, paths: Sequence[str], folder: str):
+    self.paths, self.folder = list(paths), folder
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def name(self, index: int) -> str:
+    return self.paths[index]
+
+  def load(self, index: int) -> np.ndarray:
+    return read_image(self.paths[index], name_file=False)  # callers report the name
+
+
+def encode_record(image_bytes: bytes, meta: dict[str, Any]) -> bytes:
+  """One ArrayRecord record: a JSON header line (source path, size) followed by the image bytes."""
+  return json.dumps(meta, sort_keys=True).encode() + b"\n" + image_bytes
+
+
+def decode_record(record: bytes) -> tuple[dict[str, Any], bytes]:
+  """Inverse of `encode_record`."""
+  header, _, image_bytes = record.partition(b"\n")
+  return json.loads(header), image_bytes
+
+
+class _ShardReader:
+  """Records of one domain's ArrayRecord shards."""
+
+  def __init__(self, shard_paths: Sequence[str], num_images: int, folder: str):
+    self.shard_paths, self.num_images, self.folder = list(shard_paths), num_images, folder
+    self._source = None
+
+  def __getstate__(self) -> dict[str, Any]:
+    return {**self.__dict__, "_source": None}
+
+  def __len__(self) -> int:
+    return self.num_images
+
+  def name(self, index: int) -> str:
+    return f"{self.folder}[{index}]"
+
+  def load(self, index: int) -> np.ndarray:
+    if self._source is None:
+      self._source = grain.sources.ArrayRecordDataSource(self.shard_paths)
+    _, image_bytes = decode_record(self._source[index])
+    return decode_image(image_bytes)
+
+
+class _TfdsReader:
+  """One split of a TFDS dataset prepared in a random-access format."""
+
+  def __init__(self, name: str, split: str, image_key: str, data_dir: str | None):
+    self.dataset, self.split, self.image_key, self.data_dir = name, split, image_key, data_dir
+    self.folder = f"tfds:{name}/{split}"
+    self._source = None
+    self._length = len(self._open())
+
+  def __getstate__(self) -> dict[str, Any]:
+    return {**self.__dict__, "_source": None}
+
+  def _open(self):
+    if self._source is None:
+      # download=False: never fetch or build data at run time; it must be prepared beforehand.
+      self._source = _import_tfds().data_source(
+        self.dataset, split=self.split, data_dir=self.data_dir, download=False
+      )
+    return self._source
+
+  def __len__(self) -> int:
+    return self._length
+
+  def name(self, index: int) -> str:
+    return f"{self.folder}[{index}]"
+
+  def load(self, index: int) -> np.ndarray:
+    image = np.asarray(self._open()[index][self.image_key])
+    if image.ndim == 3 and image.shape[2] == 1:
+      image = image[:, :, 0]
+    if image.ndim == 2:
+      image = np.stack([image] * 3, axis=-1)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+      raise ValueError(f"expected uint8 (H, W, 3) images, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _import_tfds():
+  try:
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+  except ImportError as e:
+    raise ImportError(
+      "a 'tfds:' data source needs tensorflow-datasets: pip install tensorflow-datasets "
+      "(the dataset must have been prepared with file_format='array_record')"
+    ) from e
+  return tfds
+
+
+# ------------------------------------------------------------------------------------------------
+# Opening a source.
+# ------------------------------------------------------------------------------------------------
+
+
+def _folder_readers(root: str) -> tuple[dict[str, _FolderReader], list[tuple[str, str]]]:
+  readers, empty_files = {}, []
+  for domain in DOMAINS:
+    folder = os.path.join(root, domain)
+    if not os.path.isdir(folder):
+      if domain.startswith("scenery"):
+        raise FileNotFoundError(f"dataset folder {folder} does not exist")
+      continue
+    paths = list_images(folder)
+    empty = {p for p in paths if os.path.getsize(p) == 0}
+    empty_files += [(p, "empty file") for p in sorted(empty)]
+    readers[domain] = _FolderReader([p for p in paths if p not in empty], folder)
+  return readers, empty_files
+
+
+def _shard_readers(root: str) -> dict[str, _ShardReader]:
+  manifest_path = os.path.join(root, SHARDS_MANIFEST)
+  with open(manifest_path) as f:
+    manifest = json.load(f)
+  if manifest.get("format") != SHARDS_FORMAT:
+    raise ValueError(f"{manifest_path}: format is {manifest.get('format')!r}, not {SHARDS_FORMAT}")
+  readers = {}
+  for domain, info in manifest["domains"].items():
+    shards = [os.path.join(root, s) for s in info["shards"]]
+    for shard in shards:
+      if not os.path.isfile(shard):
+        raise FileNotFoundError(f"{manifest_path} lists a missing shard {shard}")
+    readers[domain] = _ShardReader(shards, info["num_images"], os.path.join(root, domain))
+  for domain in DOMAINS[:2]:
+    if domain not in readers:
+      raise FileNotFoundError(f"{manifest_path} has no {domain} shards")
+  return readers
+
+
+def _tfds_readers(spec: str) -> dict[str, _TfdsReader]:
+  name, _, query = spec.partition("?")
+  options = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
+  unknown = set(options) - {"photo", "cartoon", "image_key", "data_dir"}
+  if unknown or not name:
+    raise ValueError(f"bad TFDS source 'tfds:{spec}' (keys: photo, cartoon, image_key, data_dir)")
+  kwargs = {"image_key": options.get("image_key", "image"), "data_dir": options.get("data_dir")}
+  return {
+    "scenery_photo": _TfdsReader(name, options.get("photo", "trainA"), **kwargs),
+    "scenery_cartoon": _TfdsReader(name, options.get("cartoon", "trainB"), **kwargs),
+  }
+
+
+def open_source(source: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+  """Readers per domain for a source string, and the (file, why) skipped while listing."""
+  if source.startswith("tfds:"):
+    return _tfds_readers(source[len("tfds:") :]), []
+  if source == "sample":
+    from cartoon_jax import sample_data  # noqa: PLC0415
+
+    source = sample_data.ensure_sample_dataset()
+  root = os.path.expanduser(source)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f"dataset folder {root} does not exist")
+  if os.path.isfile(os.path.join(root, SHARDS_MANIFEST)):
+    return _shard_readers(root), []
+  return _folder_readers(root)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pairing and batch plan: pure functions of (seed, batch index).
+# ------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _epoch_permutation(seed: int, kind: int, length: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, kind, 0, epoch]).permutation(length)
+
+
+def pair_indices(
+  g: int, *, num_photos: int, num_cartoons: int, seed: int, kind: int = 0
+) -> tuple[int, int]:
+  """(photo index, cartoon index) of element g of a domain pair's stream.
+
+  Epoch e = g // L covers L = max(num_photos, num_cartoons) elements: the larger set (photos on a
+  tie) in a permutation drawn for (seed, kind, e), the smaller one sampled with replacement.
+  """
+  length = max(num_photos, num_cartoons)
+  epoch, k = divmod(g, length)
+  walked = int(_epoch_permutation(seed, kind, length, epoch)[k])
+  sampled = int(np.random.default_rng([seed, kind, 1, g]).integers(min(num_photos, num_cartoons)))
+  return (walked, sampled) if num_photos >= num_cartoons else (sampled, walked)
+
+
+def batch_plan(batch_index: int, *, face_every: int, has_faces: bool) -> tuple[int, int]:
+  """(kind, n): global batch `batch_index` is the n-th batch of kind 0 (scenery) or 1 (face).
+
+  With faces, batch i is a face batch when i % face_every == face_every - 1.
+  """
+  if not has_faces or face_every == 0:
+    return 0, batch_index
+  cycle, r = divmod(batch_index, face_every)
+  if r == face_every - 1:
+    return 1, cycle
+  return 0, cycle * (face_every - 1) + r
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _BatchLoader:
+  """Maps a global batch index to this process's rows of that batch (picklable)."""
+
+  readers: dict[str, Any]
+  seed: int
+  image_size: int
+  global_batch_size: int
+  local_batch_size: int
+  process_index: int
+  random_crop: bool
+  random_flip: bool
+  face_every: int
+  known_bad: dict = dataclasses.field(default_factory=dict, compare=False)  # (domain, i) -> why
+
+  @property
+  def has_faces(self) -> bool:
+    return "face_photo" in self.readers and "face_cartoon" in self.readers
+
+  def _load(self, domain: str, index: int, skipped: list[tuple[str, str]]) -> np.ndarray:
+    """The image at `index`, or the next readable one of its domain; appends (name, why) skips."""
+    reader = self.readers[domain]
+    for step in range(len(reader)):
+      i = (index + step) % len(reader)
+      if (domain, i) not in self.known_bad:
+        try:
+          return reader.load(i)
+        except Exception as e:  # noqa: BLE001  anything unreadable is skipped, never a crash
+          self.known_bad[(domain, i)] = f"{type(e).__name__}: {e}"
+      skipped.append((reader.name(i), self.known_bad[(domain, i)]))
+    raise ValueError(f"no readable image in {reader.folder}")
+
+  def __call__(self, batch_index: int) -> dict[str, Any]:
+    kind, n = batch_plan(batch_index, face_every=self.face_every, has_faces=self.has_faces)
+    prefix = _KINDS[kind]
+    photo_domain, cartoon_domain = f"{prefix}_photo", f"{prefix}_cartoon"
+    num_photos, num_cartoons = len(self.readers[photo_domain]), len(self.readers[cartoon_domain])
+    photos, cartoons, skipped = [], [], []
+    first = n * self.global_batch_size + self.process_index * self.local_batch_size
+    for g in range(first, first + self.local_batch_size):
+      p, c = pair_indices(
+        g, num_photos=num_photos, num_cartoons=num_cartoons, seed=self.seed, kind=kind
+      )
+      fractions = np.random.default_rng([self.seed, kind, 2, g]).random(6)
+      for domain, index, out, frac in (
+        (photo_domain, p, photos, fractions[:3]),
+        (cartoon_domain, c, cartoons, fractions[3:]),
+      ):
+        image = fit_image(
+          self._load(domain, index, skipped),
+          size=self.image_size,
+          random_crop=self.random_crop,
+          random_flip=self.random_flip,
+          fractions=tuple(frac),
+        )
+        out.append(to_unit_range(image))
+    return {
+      "photo": np.stack(photos),
+      "cartoon": np.stack(cartoons),
+      "is_face": np.full((self.local_batch_size,), kind == 1),
+      "skipped_files": np.asarray(skipped, dtype=np.str_).reshape(-1, 2),  # (name, why) rows
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Skipped-file accounting (main process, after any worker prefetch; part of the iterator state).
+# ------------------------------------------------------------------------------------------------
+
+
+class _CountSkipped(grain.IterDataset):
+  def __init__(self, parent: grain.IterDataset, initially_skipped: Sequence[tuple[str, str]]):
+    super().__init__(parent)
+    self._initially_skipped = list(initially_skipped)
+
+  def __iter__(self) -> SkipCountingIterator:
+    return SkipCountingIterator(self._parent.__iter__(), self._initially_skipped)
+
+
+class SkipCountingIterator(grain.DatasetIterator):
+  """Adds "num_skipped" (distinct unreadable files met so far) to each batch; logs each once."""
+
+  def __init__(self, parent: grain.DatasetIterator, initially_skipped: Sequence[tuple[str, str]]):
+    super().__init__(parent)
+    self._skipped: set[str] = set()
+    self._note(initially_skipped)
+
+  @property
+  def skipped_files(self) -> list[str]:
+    """Unreadable files met so far, sorted."""
+    return sorted(self._skipped)
+
+  def _note(self, skipped) -> None:
+    for name, why in skipped:
+      if name not in self._skipped:
+        self._skipped.add(str(name))
+        logging.warning("skipping unreadable image %s (%s)", name, why)
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    batch = dict(next(self._parent))
+    self._note(batch.pop("skipped_files"))
+    batch["num_skipped"] = np.asarray(len(self._skipped), np.int64)
+    return batch
+
+  def get_state(self) -> dict[str, Any]:
+    return {"parent": self._parent.get_state(), "skipped": sorted(self._skipped)}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    self._parent.set_state(state["parent"])
+    self._skipped = set(state["skipped"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API.
+# ------------------------------------------------------------------------------------------------
+
+
+def create_dataset(
+  *,
+  source: str,
+  image_size: int,
+  global_batch_size: int,
+  seed: int,
+  random_crop: bool = False,
+  random_flip: bool = False,
+  face_every: int = 5,
+  worker_count: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> grain.IterDataset:
+  """The pipeline of `create_iterator` for an explicit process slot (see the module docstring)."""
+  if image_size <= 0:
+    raise ValueError(f"image_size must be positive, got {image_size}")
+  if global_batch_size <= 0 or global_batch_size % process_count:
+    raise ValueError(
+      f"global_batch_size {global_batch_size} must be a positive multiple of the process count "
+      f"{process_count}"
+    )
+  if face_every == 1 or face_every < 0:
+    raise ValueError(f"face_every must be 0 (no face batches) or >= 2, got {face_every}")
+  if worker_count < 0:
+    raise ValueError(f"worker_count must be >= 0, got {worker_count}")
+  readers, skipped = open_source(source)
+  if ("face_photo" in readers) != ("face_cartoon" in readers):
+    logging.warning("%s: only one face folder present; training on scenery only", source)
+  if face_every == 0 or ("face_photo" in readers) != ("face_cartoon" in readers):
+    readers = {d: r for d, r in readers.items() if d.startswith("scenery")}
+  loader = _BatchLoader(
+    readers=readers,
+    seed=seed % 2**63,
+    image_size=image_size,
+    global_batch_size=global_batch_size,
+    local_batch_size=global_batch_size // process_count,
+    process_index=process_index,
+    random_crop=random_crop,
+    random_flip=random_flip,
+    face_every=face_every,
+  )
+  for domain, reader in readers.items():
+    if len(reader) == 0:
+      raise ValueError(
+        f"dataset folder {reader.folder} holds no non-empty image files {IMAGE_EXTENSIONS}"
+      )
+    failed = []
+    loader._load(domain, 0, failed)  # a clear error now if nothing in the folder is readable
+    skipped += failed
+  ds = grain.MapDataset.range(sys.maxsize).map(loader)
+  threads = max(1, min((os.cpu_count() or 1) // max(1, worker_count), 8))  # per process
+  ds = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(_PREFETCH_BATCHES, threads))
+  )
+  if worker_count > 0:
+    # grain 0.2.18 reads an absl flag in its workers and fails when the script does not use
+    # absl.app (google/grain#1355, fixed upstream); the flag's default is what we want.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+  return _CountSkipped(ds, skipped)
+
+
+def create_iterator(
+  *,
+  source: str,
+  image_size: int,
+  global_batch_size: int,
+  seed: int,
+  random_crop: bool = False,
+  random_flip: bool = False,
+  face_every: int = 5,
+  worker_count: int = 0,
+) -> SkipCountingIterator:
+  """This process's iterator of training batches (module docstring); checkpointable.
+
+  Raises FileNotFoundError / ValueError naming the folder for a missing, empty or unreadable
+  dataset folder, before anything is compiled.
+  """
+  return iter(
+    create_dataset(
+      source=source,
+      image_size=image_size,
+      global_batch_size=global_batch_size,
+      seed=seed,
+      random_crop=random_crop,
+      random_flip=random_flip,
+      face_every=face_every,
+      worker_count=worker_count,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+    )
+  )
+
+
+def to_global(batch: dict[str, Any], sharding: jax.sharding.NamedSharding) -> dict[str, Any]:
+  """Global `jax.Array`s from each process's rows (leading axis split by `sharding`).
+
+  Leaves with no batch axis (e.g. "num_skipped") are returned unchanged.
+  """
+  return {
+    k: jax.make_array_from_process_local_data(sharding, v) if np.ndim(v) >= 1 else v
+    for k, v in batch.items()
+  }

@@ -1,0 +1,207 @@
+r"""Converts a dataset folder to ArrayRecord shards that `cartoon_jax.input_pipeline` reads.
+
+  python -m data.prepare SRC DST --image-size 256 [--center-crop | --keep-aspect]
+
+SRC holds scenery_photo/, scenery_cartoon/ and optionally face_photo/, face_cartoon/ (any
+subfolders; see data/README.md). Each image is decoded, its short side resized to --image-size,
+then centre-cropped to a square (--center-crop, the default) or kept at its aspect ratio
+(--keep-aspect), and stored losslessly as PNG (or --format jpeg). DST gets one folder of shards
+per domain and dataset.json; it is written under a temporary name and renamed when complete.
+Unreadable files are skipped and listed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import tqdm
+from array_record.python import array_record_module
+
+from cartoon_jax import input_pipeline as ip
+
+_CHUNK = 64
+
+
+def process_image(path: str, *, image_size: int, keep_aspect: bool, encoding: str, quality: int):
+  """Reads, resizes and encodes one image; returns (encoded bytes, height, width)."""
+  image = ip.resize_short_side(ip.read_image(path, name_file=False), image_size)
+  if not keep_aspect:
+    image = ip.center_crop(image, image_size)
+  if image.dtype == np.float32:
+    image = np.round(image * 65535).astype(np.uint16)
+  if encoding == "jpeg":
+    if image.dtype == np.uint16:
+      image = np.round(image / 257).astype(np.uint8)
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+  else:
+    params = []
+  ok, data = cv2.imencode(f".{encoding}", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+  if not ok:
+    raise ValueError(f"{path}: cannot encode as {encoding}")
+  return data.tobytes(), image.shape[0], image.shape[1]
+
+
+def _convert_domain(
+  src: str, out: str, domain: str, *, images_per_shard: int, workers: int, progress: bool, **kw
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+  folder = os.path.join(src, domain)
+  paths = ip.list_images(folder)
+  os.makedirs(os.path.join(out, domain))
+  shards, skipped, count, writer = [], [], 0, None
+
+  def work(path: str):
+    try:
+      return process_image(path, **kw), None
+    except Exception as e:  # noqa: BLE001  every unreadable file is listed, none stops the run
+      return None, f"{type(e).__name__}: {e}"
+
+  with (
+    concurrent.futures.ThreadPoolExecutor(workers) as pool,
+    tqdm.tqdm(total=len(paths), desc=domain, unit="img", disable=not progress) as bar,
+  ):
+    for start in range(0, len(paths), _CHUNK):
+      chunk = paths[start : start + _CHUNK]
+      for path, (result, error) in zip(chunk, pool.map(work, chunk), strict=True):
+        bar.update()
+        if result is None:
+          skipped.append((path, error))
+          continue
+        if count % images_per_shard == 0:
+          if writer is not None:
+            writer.close()
+          shards.append(f"{domain}/data-{len(shards):05d}.array_record")
+          writer = array_record_module.ArrayRecordWriter(
+            os.path.join(out, shards[-1]), "group_size:1"
+          )
+        data, height, width = result
+        meta = {"path": os.path.relpath(path, src), "height": height, "width": width}
+        writer.write(ip.encode_record(data, meta))
+        count += 1
+  if writer is not None:
+    writer.close()
+  if count == 0:
+    raise ValueError(f"dataset folder {folder} holds no readable image files {ip.IMAGE_EXTENSIONS}")
+  return {"num_images": count, "shards": shards}, skipped
+
+
+def prepare(
+  src: str,
+  dst: str,
+  *,
+  image_size: int,
+  keep_aspect: bool = False,
+  encoding: str = "png",
+  quality: int = 95,
+  images_per_shard: int = 1000,
+  workers: int | None = None,
+  overwrite: bool = False,
+  progress: bool = True,
+) -> dict[str, Any]:
+  """Writes the shards of SRC's domains to DST atomically; returns the manifest (dataset.json)."""
+  if image_size <= 0 or images_per_shard <= 0:
+    raise ValueError(
+      f"image_size and images_per_shard must be positive ({image_size}, {images_per_shard})"
+    )
+  if encoding not in ("png", "jpeg"):
+    raise ValueError(f"format must be png or jpeg, got {encoding!r}")
+  for domain in ip.DOMAINS[:2]:
+    if not os.path.isdir(os.path.join(src, domain)):
+      raise FileNotFoundError(f"dataset folder {os.path.join(src, domain)} does not exist")
+  dst = os.path.abspath(dst)
+  if os.path.exists(dst) and not overwrite:
+    raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
+  parent = os.path.dirname(dst)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
+  try:
+    manifest = {
+      "format": ip.SHARDS_FORMAT,
+      "version": 1,
+      "image_size": image_size,
+      "resize": "keep_aspect" if keep_aspect else "center_crop",
+      "encoding": encoding,
+      "domains": {},
+      "skipped": [],
+    }
+    kw = dict(image_size=image_size, keep_aspect=keep_aspect, encoding=encoding, quality=quality)
+    for domain in ip.DOMAINS:
+      if not os.path.isdir(os.path.join(src, domain)):
+        continue
+      info, skipped = _convert_domain(
+        src,
+        tmp,
+        domain,
+        images_per_shard=images_per_shard,
+        workers=workers or os.cpu_count() or 1,
+        progress=progress,
+        **kw,
+      )
+      manifest["domains"][domain] = info
+      manifest["skipped"] += [{"path": p, "error": e} for p, e in skipped]
+    with open(os.path.join(tmp, ip.SHARDS_MANIFEST), "w") as f:
+      json.dump(manifest, f, indent=2)
+    if os.path.exists(dst):
+      trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
+      os.rename(dst, os.path.join(trash, "old"))
+      os.rename(tmp, dst)
+      shutil.rmtree(trash, ignore_errors=True)
+    else:
+      os.rename(tmp, dst)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+    prog="python -m data.prepare", description=__doc__.split("\n")[0]
+  )
+  parser.add_argument("src", help="dataset folder (scenery_photo/, scenery_cartoon/, ...)")
+  parser.add_argument("dst", help="output folder for the shards (must not exist)")
+  parser.add_argument("--image-size", type=int, required=True, help="short side after resizing")
+  crop = parser.add_mutually_exclusive_group()
+  crop.add_argument("--center-crop", dest="keep_aspect", action="store_false", help="(default)")
+  crop.add_argument("--keep-aspect", dest="keep_aspect", action="store_true")
+  parser.add_argument("--format", choices=("png", "jpeg"), default="png")
+  parser.add_argument("--jpeg-quality", type=int, default=95)
+  parser.add_argument("--images-per-shard", type=int, default=1000)
+  parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cpus)")
+  parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
+  args = parser.parse_args(argv)
+  try:
+    manifest = prepare(
+      args.src,
+      args.dst,
+      image_size=args.image_size,
+      keep_aspect=args.keep_aspect,
+      encoding=args.format,
+      quality=args.jpeg_quality,
+      images_per_shard=args.images_per_shard,
+      workers=args.workers,
+      overwrite=args.overwrite,
+    )
+  except (OSError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  for domain, info in manifest["domains"].items():
+    print(f"{domain}: {info['num_images']} images in {len(info['shards'])} shard(s)")
+  if manifest["skipped"]:
+    print(f"skipped {len(manifest['skipped'])} unreadable file(s):", file=sys.stderr)
+    for item in manifest["skipped"]:
+      print(f"  {item['path']}: {item['error']}", file=sys.stderr)
+  print(f"wrote {os.path.abspath(args.dst)}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
