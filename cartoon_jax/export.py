@@ -1,0 +1,100 @@
+"""Flax variables <-> flat NumPy .npz ('/'-joined keys), loadable with allow_pickle=False.
+
+An optional metadata dict is stored as JSON under the key '__meta__' (a 0-d unicode array).
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+META_KEY = "__meta__"
+
+
+def flatten(tree: Mapping[str, Any], *, prefix: str = "") -> dict[str, np.ndarray]:
+  """Nested mapping of arrays -> {'a/b/c': np.ndarray}. Keys must be strings without '/'."""
+  flat = {}
+  for name, value in tree.items():
+    if not isinstance(name, str) or "/" in name or not name:
+      raise ValueError(f"cannot export key {prefix + str(name)!r}: keys must be non-empty, no '/'")
+    if isinstance(value, Mapping):
+      flat.update(flatten(value, prefix=f"{prefix}{name}/"))
+    else:
+      flat[prefix + name] = np.asarray(value)
+  return flat
+
+
+def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """{'a/b/c': x} -> {'a': {'b': {'c': x}}}."""
+  tree: dict[str, Any] = {}
+  for key, value in flat.items():
+    *parents, leaf = key.split("/")
+    node = tree
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[leaf] = value
+  return tree
+
+
+def write_npz(flat: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+  """Write arrays to `path` atomically (temp file in the same folder, then os.replace)."""
+  path = os.fspath(path)
+  for key, value in flat.items():
+    if value.dtype.kind not in "biufcU":
+      raise ValueError(
+        f"{path}: {key!r} has dtype {value.dtype}, which .npz cannot hold without pickle; "
+        "cast it (e.g. to float32) first"
+      )
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, **flat)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_params(
+  variables: Mapping[str, Any], path: str | os.PathLike, *, meta: Mapping[str, Any] | None = None
+) -> None:
+  """Save a (nested) Flax variables dict to a flat .npz, atomically; `meta` is stored as JSON."""
+  flat = flatten(variables)
+  if META_KEY in flat:
+    raise ValueError(f"{META_KEY!r} is reserved for metadata")
+  if meta is not None:
+    flat[META_KEY] = np.array(json.dumps(dict(meta)))
+  write_npz(flat, path)
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """All arrays of an .npz (allow_pickle=False), metadata key included."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no such weights file: {path}")
+  try:
+    with np.load(path, allow_pickle=False) as data:
+      return {key: data[key] for key in data.files}
+  except (ValueError, OSError) as e:
+    raise ValueError(f"{path}: not a readable .npz without pickle ({e})") from e
+
+
+def load_params(path: str | os.PathLike) -> dict[str, Any]:
+  """Nested dict of np.ndarray saved by `save_params` (metadata left out)."""
+  flat = read_npz(path)
+  flat.pop(META_KEY, None)
+  return unflatten(flat)
+
+
+def load_meta(path: str | os.PathLike) -> dict[str, Any]:
+  """The metadata dict saved with the params ({} if none)."""
+  flat = read_npz(path)
+  if META_KEY not in flat:
+    return {}
+  return json.loads(str(flat[META_KEY][()]))

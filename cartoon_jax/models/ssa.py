@@ -1,0 +1,132 @@
+"""Spatially-adaptive semantic alignment (SSA, paper eqs. 1-3; the authors' LocalAttention).
+
+For every position p of the query map, the logits are raw dot products with the R x R neighbours
+of p in the key map, s_d(p) = <q(p), k(p + d)>, softmax over the R^2 neighbours, and the output is
+the softmax-weighted sum of the same neighbours (the key is also the value). Neighbours outside the
+map are zero vectors: logit 0, value 0, but they keep their share of the softmax mass.
+
+The R^2 x C patches are never materialised: the forward pass reads R^2 shifted views of the
+zero-padded key, and the custom backward pass recomputes those views and accumulates the key
+gradient through shifted (zero-filled) views of per-offset terms, keeping only the (B, H, W, R^2)
+softmax between the passes.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def _check(query: jax.Array, key: jax.Array, patch_size: int) -> None:
+  if query.ndim != 4 or query.shape != key.shape:
+    raise ValueError(
+      f"ssa: query and key must be NHWC with the same shape, got {query.shape} and {key.shape}"
+    )
+  if patch_size < 1 or patch_size % 2 != 1:
+    raise ValueError(f"ssa: patch_size must be a positive odd integer, got {patch_size}")
+
+
+def _views(x: jax.Array, patch_size: int) -> list[jax.Array]:
+  """The R^2 views x(p + d), d in [-R//2, R//2]^2 row-major, zero outside; each (B,H,W,C)."""
+  half = patch_size // 2
+  height, width = x.shape[1:3]
+  padded = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)))
+  return [
+    padded[:, dy : dy + height, dx : dx + width]
+    for dy in range(patch_size)
+    for dx in range(patch_size)
+  ]
+
+
+def _unshift_sum(terms: list[jax.Array], patch_size: int) -> jax.Array:
+  """sum_d t_d(p - d): the adjoint of `_views` applied to per-offset terms t_d (B,H,W,C)."""
+  half = patch_size // 2
+  height, width = terms[0].shape[1:3]
+  total = None
+  for i, t in enumerate(terms):
+    dy, dx = divmod(i, patch_size)
+    shifted = jnp.pad(t, ((0, 0), (dy, patch_size - 1 - dy), (dx, patch_size - 1 - dx), (0, 0)))[
+      :, half : half + height, half : half + width
+    ]
+    total = shifted if total is None else total + shifted
+  return total
+
+
+def _logits(query: jax.Array, views: list[jax.Array]) -> jax.Array:
+  """(B,H,W,R^2) dot products, accumulated in at least float32."""
+  dtype = jnp.promote_types(query.dtype, jnp.float32)
+  return jnp.stack([jnp.sum(query * v, axis=-1, dtype=dtype) for v in views], axis=-1)
+
+
+def _weighted_sum(weights: jax.Array, views: list[jax.Array]) -> jax.Array:
+  out = None
+  for i, v in enumerate(views):
+    term = weights[..., i : i + 1].astype(v.dtype) * v
+    out = term if out is None else out + term
+  return out
+
+
+def _ssa_forward(query: jax.Array, key: jax.Array, patch_size: int):
+  views = _views(key, patch_size)
+  probs = jax.nn.softmax(_logits(query, views), axis=-1)
+  return _weighted_sum(probs, views), probs
+
+
+def _make_ssa(patch_size: int):
+  @jax.custom_vjp
+  def op(query, key):
+    return _ssa_forward(query, key, patch_size)[0]
+
+  def fwd(query, key):
+    out, probs = _ssa_forward(query, key, patch_size)
+    return out, (query, key, probs)
+
+  def bwd(residuals, grad_out):
+    query, key, probs = residuals
+    views = _views(key, patch_size)
+    # d loss / d probs_d = <g, k(p+d)>; softmax backward gives the logit gradients.
+    grad_probs = _logits(grad_out, views)
+    grad_logits = probs * (grad_probs - jnp.sum(probs * grad_probs, axis=-1, keepdims=True))
+    grad_query = _weighted_sum(grad_logits, views).astype(query.dtype)
+    # k(p+d) receives probs_d(p) * g(p) (value path) + grad_logits_d(p) * q(p) (logit path).
+    terms = [
+      probs[..., i : i + 1].astype(key.dtype) * grad_out
+      + grad_logits[..., i : i + 1].astype(key.dtype) * query
+      for i in range(patch_size * patch_size)
+    ]
+    grad_key = _unshift_sum(terms, patch_size).astype(key.dtype)
+    return grad_query, grad_key
+
+  op.defvjp(fwd, bwd)
+  return op
+
+
+_OPS: dict[int, object] = {}
+
+
+def ssa(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
+  """Soft SSA: softmax(<q(p), k(p+d)>)-weighted sum of k(p+d) over the R x R neighbourhood.
+
+  Args:
+    query: (B, H, W, C) encoder feature.
+    key: (B, H, W, C) upsampled decoder feature, also used as the value.
+    patch_size: R, odd (the paper uses 3, 5, 7).
+
+  Returns:
+    (B, H, W, C) aggregated key features (dtype of key). Differentiable in query and key.
+  """
+  _check(query, key, patch_size)
+  if patch_size not in _OPS:
+    _OPS[patch_size] = jax.jit(_make_ssa(patch_size))  # jit: one program also when called eagerly
+  return _OPS[patch_size](query, key)
+
+
+def ssa_hard(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
+  """Hard SSA: copy k(p + d*) with d* = argmax_d <q(p), k(p+d)> (first maximum on ties).
+
+  Shapes as `ssa`. Gradient flows only into the selected key value; none through the selection,
+  so the query gets a zero gradient.
+  """
+  _check(query, key, patch_size)
+  views = _views(key, patch_size)
+  logits = jax.lax.stop_gradient(_logits(query, views))
+  onehot = jax.nn.one_hot(jnp.argmax(logits, axis=-1), patch_size * patch_size, dtype=key.dtype)
+  return _weighted_sum(onehot, views)
