@@ -1,0 +1,263 @@
+"""Generator, discriminator and pretraining objectives (the authors' WhiteBoxGANModel, section 4.8).
+
+One generator step, all on device: second frame x' = random_affine(x) (one draw per batch), G on
+[x, x'] in one call, y = clip(G(x), -1, 1);
+  surface   0.1 * LSGAN_G(D_s(GF(y, y, r=5, eps=0.2)))
+  texture   1   * LSGAN_G(D_t(colour-shift gray(y)))
+  structure 200 * L1(VGG19(S), VGG19(y)) / (c h w), S = superpixel(GF(x, y, r=1, eps)) fixed
+  content   200 * L1(VGG19(x), VGG19(y)) / (c h w)
+  tv        1e4 * TV(y)
+  pmc       1   * PMC(VGG16 features of x, x', y, G(x'))
+Both discriminators run once in the G step (one spectral-norm power iteration each, as the
+authors' train-mode forward), but only G's params are differentiated.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from cartoon_jax.losses.common import at_least_f32
+from cartoon_jax.losses.gan import lsgan_d_loss, lsgan_g_loss
+from cartoon_jax.losses.perceptual import content_loss, tv_loss
+from cartoon_jax.losses.pmc import MODES, pmc_loss
+from cartoon_jax.models.discriminator import PatchDiscriminator
+from cartoon_jax.models.generator import SSAGenerator
+from cartoon_jax.models.vgg import VGG16, VGG19, layer_names
+from cartoon_jax.ops.affine import random_affine
+from cartoon_jax.ops.color import color_shift
+from cartoon_jax.ops.filtering import guided_filter
+from cartoon_jax.ops.superpixel import superpixel_target
+
+CONTENT_LAYER = "conv4_4"  # VGG19, before its ReLU
+SURFACE_RADIUS, SURFACE_EPS = 5, 0.2
+STRUCTURE_RADIUS = 1
+SUPERPIXEL_METHODS = ("device", "host")
+TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+  """Generator loss weights; defaults are the authors' code (README run: PMC weight 1).
+
+  `LossWeights.paper()` gives the paper's lambda_1..6 (TV 2e4, PMC 0.1). pmc=0 skips the second
+  frame and the PMC features altogether.
+  """
+
+  surface: float = 0.1
+  texture: float = 1.0
+  structure: float = 200.0
+  content: float = 200.0
+  tv: float = 1e4
+  pmc: float = 1.0
+
+  @classmethod
+  def paper(cls) -> "LossWeights":
+    """The paper's weights: 0.1, 1, 200, 200, 2e4, 0.1."""
+    return cls(surface=0.1, texture=1.0, structure=200.0, content=200.0, tv=2e4, pmc=0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossOptions:
+  """Static switches of the generator loss (hashable: usable as static jit arguments)."""
+
+  pmc_mode: str = "global"  # or "sampled_official"
+  pmc_layers: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1")
+  pmc_rank: bool = False  # top-quarter masking, sampled_official only
+  superpixel_method: str = "device"  # or "host" (skimage through a callback, parity checks)
+  n_segments: int = 200
+  slic_iters: int = 10
+  superpixel_power: float = 1.2
+  guided_eps: float = 1e-2
+  affine_degrees: float = 1.0
+  affine_translate: float = 0.01
+  affine_scale: tuple[float, float] = (0.97, 1.03)
+  affine_shear: float = 1.0
+  affine_per_sample: bool = False
+
+  def __post_init__(self):
+    # Config files may hand over lists; keep the dataclass hashable.
+    object.__setattr__(self, "pmc_layers", tuple(self.pmc_layers))
+    object.__setattr__(self, "affine_scale", tuple(self.affine_scale))
+    if self.pmc_mode not in MODES:
+      raise ValueError(f"LossOptions.pmc_mode={self.pmc_mode!r}: expected one of {MODES}")
+    if self.pmc_rank and self.pmc_mode != "sampled_official":
+      raise ValueError("LossOptions.pmc_rank=True needs pmc_mode='sampled_official'")
+    valid = layer_names(VGG16.depths)
+    bad = [name for name in self.pmc_layers if name not in valid]
+    if bad or not self.pmc_layers:
+      raise ValueError(f"LossOptions.pmc_layers={self.pmc_layers}: unknown {bad}; valid: {valid}")
+    if self.superpixel_method not in SUPERPIXEL_METHODS:
+      raise ValueError(
+        f"LossOptions.superpixel_method={self.superpixel_method!r}: expected one of "
+        f"{SUPERPIXEL_METHODS}"
+      )
+    if len(self.affine_scale) != 2:
+      raise ValueError(f"LossOptions.affine_scale={self.affine_scale}: expected (low, high)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Nets:
+  """The networks the losses run (module definitions, no params)."""
+
+  generator: SSAGenerator
+  disc_surface: PatchDiscriminator
+  disc_texture: PatchDiscriminator
+  vgg19: VGG19
+  vgg16: VGG16
+
+
+def _discriminate(net: PatchDiscriminator, variables: dict, images: jax.Array):
+  """Logits (float32) and the updated 'batch_stats' of one train-mode discriminator forward."""
+  logits, updates = net.apply(variables, images, mutable=["batch_stats"])
+  return at_least_f32(logits), updates["batch_stats"]
+
+
+def generator_loss(
+  g_params: dict,
+  *,
+  nets: Nets,
+  variables: dict,
+  photo: jax.Array,
+  cartoon: jax.Array,
+  rng: jax.Array,
+  weights: LossWeights,
+  options: LossOptions,
+  compute_dtype: jnp.dtype = jnp.float32,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict, dict[str, jax.Array]]]:
+  """Generator objective of one main-phase step; differentiate with respect to g_params.
+
+  photo: (B, H, W, 3) in [-1, 1], H and W multiples of 4 (the generator's rule). cartoon is not
+  used by the generator terms (identity weight 0, as the authors); both objectives take the batch.
+  variables: {'disc_surface': {'params', 'batch_stats'}, 'disc_texture': {...},
+  'vgg19': {'params'}, 'vgg16': {'params'}}. The VGGs run in compute_dtype, G and the Ds in
+  their module dtype; every loss reduces in float32.
+
+  Returns (total, (terms, batch_stats, images)): terms holds each unweighted term, each
+  '<term>_weighted' and 'total'; batch_stats the discriminators' updated spectral-norm state
+  {'disc_surface': ..., 'disc_texture': ...}; images 'output' (y), 'superpixel' (the structure
+  target) and, with PMC on, 'second_frame' (x') and 'output_second' (G(x')).
+  """
+  del cartoon
+  rng_affine, rng_gray, rng_pmc = jax.random.split(rng, 3)
+  x = at_least_f32(photo)
+  batch = x.shape[0]
+  use_pmc = weights.pmc != 0
+  apply_g = lambda images: at_least_f32(nets.generator.apply({"params": g_params}, images))
+  images = {}
+  if use_pmc:
+    x2, _ = random_affine(
+      rng_affine,
+      x,
+      degrees=options.affine_degrees,
+      translate=options.affine_translate,
+      scale=options.affine_scale,
+      shear=options.affine_shear,
+      per_sample=options.affine_per_sample,
+    )
+    g_x, g_x2 = jnp.split(apply_g(jnp.concatenate([x, x2])), 2)
+    images |= {"second_frame": x2, "output_second": g_x2}
+  else:
+    g_x = apply_g(x)
+  y = jnp.clip(g_x, -1.0, 1.0)
+
+  terms = {}
+  blur = guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS)
+  logits, stats_surface = _discriminate(nets.disc_surface, variables["disc_surface"], blur)
+  terms["surface"] = lsgan_g_loss(logits)
+  logits, stats_texture = _discriminate(
+    nets.disc_texture, variables["disc_texture"], color_shift(rng_gray, y)
+  )
+  terms["texture"] = lsgan_g_loss(logits)
+
+  smooth = guided_filter(x, jax.lax.stop_gradient(y), r=STRUCTURE_RADIUS, eps=options.guided_eps)
+  target = jax.lax.stop_gradient(
+    superpixel_target(
+      smooth,
+      method=options.superpixel_method,
+      n_segments=options.n_segments,
+      num_iters=options.slic_iters,
+      power=options.superpixel_power,
+    ).astype(jnp.float32)
+  )
+  images |= {"output": y, "superpixel": target}
+  # x and the target carry no gradient, so they go through VGG apart from y: the backward pass
+  # then covers only y's batch.
+  vgg19 = nets.vgg19.clone(dtype=compute_dtype)
+  features = lambda images: at_least_f32(
+    vgg19.apply(variables["vgg19"], images, layers=(CONTENT_LAYER,))[CONTENT_LAYER]
+  )
+  fixed = features(jnp.concatenate([x, target]))
+  feat_y = features(y)
+  terms["structure"] = content_loss(fixed[batch:], feat_y)
+  terms["content"] = content_loss(fixed[:batch], feat_y)
+  terms["tv"] = tv_loss(y)
+
+  if use_pmc:
+    vgg16 = nets.vgg16.clone(dtype=compute_dtype)
+    layers = options.pmc_layers
+    source = vgg16.apply(variables["vgg16"], jnp.concatenate([x, x2]), layers=layers)
+    output = vgg16.apply(variables["vgg16"], jnp.concatenate([y, g_x2]), layers=layers)
+    s0, s1 = ([source[name][i * batch : (i + 1) * batch] for name in layers] for i in (0, 1))
+    t0, t1 = ([output[name][i * batch : (i + 1) * batch] for name in layers] for i in (0, 1))
+    terms["pmc"] = pmc_loss(
+      s0, s1, t0, t1, mode=options.pmc_mode, rng=rng_pmc, rank=options.pmc_rank
+    )
+
+  weighted = {f"{name}_weighted": getattr(weights, name) * value for name, value in terms.items()}
+  total = sum(weighted.values())
+  terms |= weighted | {"total": total}
+  batch_stats = {"disc_surface": stats_surface, "disc_texture": stats_texture}
+  return total, (terms, batch_stats, images)
+
+
+def discriminator_loss(
+  d_params: dict,
+  *,
+  nets: Nets,
+  batch_stats: dict,
+  fake: jax.Array,
+  cartoon: jax.Array,
+  rng: jax.Array,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict]]:
+  """Discriminator objective d_surface + d_texture (each 0.5 * LSGAN_D); differentiate d_params.
+
+  d_params and batch_stats: {'disc_surface': ..., 'disc_texture': ...}. fake: G(x) from the
+  caller (clipped to [-1, 1] here, no gradient), cartoon: (B, H, W, 3) in [-1, 1]. Each
+  discriminator runs on the real batch, then on the fake one (two power iterations, as the
+  authors' two forwards). One colour-shift draw is shared by fake and real. Returns (total,
+  (terms {'surface', 'texture', 'total'}, updated batch_stats)).
+  """
+  y = jnp.clip(jax.lax.stop_gradient(at_least_f32(fake)), -1.0, 1.0)
+  c = at_least_f32(cartoon)
+  terms, new_stats = {}, {}
+  inputs = {
+    "disc_surface": (
+      guided_filter(c, c, r=SURFACE_RADIUS, eps=SURFACE_EPS),
+      guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS),
+    ),
+    "disc_texture": color_shift(rng, c, y),
+  }
+  for name, (real, fake_in) in inputs.items():
+    net = getattr(nets, name)
+    stats = batch_stats[name]
+    real_logits, stats = _discriminate(net, {"params": d_params[name], "batch_stats": stats}, real)
+    fake_logits, stats = _discriminate(
+      net, {"params": d_params[name], "batch_stats": stats}, fake_in
+    )
+    terms[name.removeprefix("disc_")] = lsgan_d_loss(real_logits, fake_logits)
+    new_stats[name] = stats
+  total = terms["surface"] + terms["texture"]
+  return total, (terms | {"total": total}, new_stats)
+
+
+def pretrain_loss(
+  g_params: dict, *, generator: SSAGenerator, photo: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Initialisation phase: mean |G(x) - x| over all pixels (tanh output, unclipped).
+
+  Returns (loss, {'l1': loss}).
+  """
+  x = at_least_f32(photo)
+  loss = jnp.mean(jnp.abs(at_least_f32(generator.apply({"params": g_params}, x)) - x))
+  return loss, {"l1": loss}
