@@ -1,0 +1,203 @@
+"""python -m cartoon_jax.evaluate {warping,fid,table,figures} ...
+
+  warping  --source SRC [--output OUT] --json RESULT.json [--flow dis|farneback|precomputed]
+  fid      --generated DIR --reference DIR [--reference DIR2] --inception INCEPTION.npz
+  table    RUN... --photos DIR --cartoons DIR --videos DIR --inception INCEPTION.npz --out PREFIX
+  figures  warping-heatmap ... | correlation ...
+
+SRC/OUT: a video, a folder of frames, or a root folder with one sub-folder (or video) per
+sequence (DAVIS layout). Result files are never replaced unless --overwrite is given.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cartoon_jax.evaluate import frames as frames_lib
+
+
+def _log(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def _add_flow_args(p: argparse.ArgumentParser) -> None:
+  from cartoon_jax.evaluate.flow import BACKENDS, DIS_PRESETS
+  from cartoon_jax.evaluate.warping import METRICS
+
+  p.add_argument("--flow", default="dis", choices=BACKENDS, help="optical flow backend")
+  p.add_argument("--flow-dir", help="precomputed flows: DIR[/<sequence>]/{a:05d}_{b:05d}.flo|.npy")
+  p.add_argument("--dis-preset", default="medium", choices=sorted(DIS_PRESETS))
+  p.add_argument(
+    "--metric",
+    default="l1",
+    choices=METRICS,
+    help="l1: mean |error| (paper eqs. 14-15); mse: Lai et al.'s mean squared error",
+  )
+  p.add_argument(
+    "--lai-mask-only",
+    action="store_true",
+    help="do not also mark pixels that move out of the frame as occluded",
+  )
+
+
+def _backend(args: argparse.Namespace):
+  from cartoon_jax.evaluate.flow import make_backend
+
+  return make_backend(args.flow, flow_dir=args.flow_dir, dis_preset=args.dis_preset)
+
+
+def cmd_warping(args: argparse.Namespace) -> int:
+  from cartoon_jax.evaluate.warping import evaluate_paths
+
+  frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+  outputs = {args.name: args.output} if args.output else {}
+  result = evaluate_paths(
+    args.source,
+    outputs,
+    _backend(args),
+    metric=args.metric,
+    out_of_frame=not args.lai_mask_only,
+    crop_source=args.crop_source,
+    log=_log,
+  )
+  print(f"flow: {result['flow']['backend']}, metric: {args.metric}")
+  for seq, values in result["sequences"].items():
+    for name, v in values.items():
+      print(f"{seq:24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
+  for name, v in result["overall"].items():
+    print(f"{'overall':24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
+  frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+  print(f"wrote {args.json}")
+  return 0
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+  from cartoon_jax.evaluate import fid
+
+  if args.json:
+    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+  if args.save_stats:
+    frames_lib.check_new_file(args.save_stats, overwrite=args.overwrite)
+  for path in [args.generated, *args.reference]:
+    if not (path.endswith(".npz") and os.path.isfile(path)):
+      frames_lib.list_images_recursive(path)  # a clear error for a missing folder, before loading
+  variables = fid.load_inception(args.inception)
+  extractor = fid.FeatureExtractor(variables, batch_size=args.batch_size, size=args.image_size)
+  mu, sigma, count = fid.folder_stats(args.generated, extractor)
+  if args.save_stats:
+    fid.save_stats(args.save_stats, mu, sigma, count)
+  result = {
+    "generated": args.generated,
+    "count": count,
+    "inception": args.inception,
+    "image_size": args.image_size,
+    "fid": {},
+  }
+  for ref in args.reference:
+    mu_r, sigma_r, count_r = fid.folder_stats(ref, extractor)
+    value = fid.frechet_distance(mu, sigma, mu_r, sigma_r)
+    result["fid"][ref] = {"fid": value, "count": count_r}
+    print(f"FID {args.generated} ({count} images) vs {ref} ({count_r} images): {value:.4f}")
+  if args.json:
+    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    print(f"wrote {args.json}")
+  return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+  from cartoon_jax.evaluate import tables
+
+  tables.run(args, log=_log)
+  return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+  from cartoon_jax.evaluate import figures
+
+  frames_lib.check_new_file(args.out, overwrite=args.overwrite)
+  if args.figure == "warping-heatmap":
+    figures.warping_heatmap_cli(args)
+  else:
+    figures.correlation_cli(args)
+  print(f"wrote {args.out}")
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+    prog="python -m cartoon_jax.evaluate",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  sub = parser.add_subparsers(dest="command", required=True)
+
+  p = sub.add_parser("warping", help="warping error E_short / E_long (paper eqs. 14-15)")
+  p.add_argument("--source", required=True, help="source video, frame folder or sequence root")
+  p.add_argument("--output", help="output (cartoon) frames, laid out like --source")
+  p.add_argument("--name", default="output", help="name of --output in the results")
+  p.add_argument(
+    "--crop-source",
+    action="store_true",
+    help="crop source frames top-left to the output size (the authors' 848x480 DAVIS crop)",
+  )
+  p.add_argument("--json", required=True, help="result file (JSON)")
+  _add_flow_args(p)
+  p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
+  p.set_defaults(func=cmd_warping)
+
+  p = sub.add_parser("fid", help="FID (pytorch-fid's Inception-v3, pool3)")
+  p.add_argument("--generated", required=True, help="folder of generated images (recursive)")
+  p.add_argument(
+    "--reference",
+    required=True,
+    action="append",
+    help="folder of reference images or a stats .npz; repeat for several (cartoons, photos)",
+  )
+  p.add_argument("--inception", required=True, help="converted Inception weights (.npz)")
+  p.add_argument("--batch-size", type=int, default=50)
+  p.add_argument(
+    "--image-size", type=int, default=299, help="299 as pytorch-fid; others only for quick tests"
+  )
+  p.add_argument("--json", help="result file (JSON)")
+  p.add_argument("--save-stats", help="write the generated set's statistics (.npz)")
+  p.add_argument("--overwrite", action="store_true", help="replace existing result files")
+  p.set_defaults(func=cmd_fid)
+
+  from cartoon_jax.evaluate import tables
+
+  p = sub.add_parser(
+    "table",
+    help="the paper's Table 1 (FID) and Table 2 (warping) for runs",
+    description=tables.__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  tables.add_arguments(p)
+
+  _add_flow_args(p)
+  p.set_defaults(func=cmd_table)
+
+  from cartoon_jax.evaluate import figures
+
+  p = sub.add_parser(
+    "figures",
+    help="figures as PNG (paper Figs. 2 and 5)",
+    description=figures.__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  figures.add_arguments(p, add_flow_args=_add_flow_args)
+  p.set_defaults(func=cmd_figures)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.func(args)
+  except (FileNotFoundError, FileExistsError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,362 @@
+"""The paper's Table 1 (FID to cartoon / to photo) and Table 2 (E_short / E_long) for several runs.
+
+  python -m cartoon_jax.evaluate table RUN... --photos DIR --cartoons DIR --videos SRC \\
+      --inception inception_fid.npz --out results/paper [--flow dis] [--workdir results/eval]
+
+RUN is a training workdir or an exported generator .npz (named after its file/folder), NAME=RUN
+to name it, or NAME=outputs:DIR for results made elsewhere (DIR/photos/<same tree as --photos>,
+DIR/videos/<sequence>/ frames), e.g. other methods' outputs. --photos: the test photos (generator
+input, and the reference of "FID to photo"); --cartoons: the reference cartoon images ("FID to
+cartoon"); --videos: the source video, frame folder or DAVIS-style root for the warping error.
+
+Everything generated is cached under --workdir (default PREFIX_eval/): <name>/photos/,
+<name>/videos/<sequence>/%05d.png, <name>/metrics.json, the source video's own error and the
+reference statistics. Cached metrics are reused when the run's weights and every setting (flow
+backend, metric, image lists) are unchanged; --overwrite recomputes them and replaces the tables.
+Writes PREFIX_table1.md/.csv and PREFIX_table2.md/.csv with the flow backend and data noted.
+"""
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cartoon_jax.evaluate import frames as frames_lib
+
+SOURCE_ROW = "Source Video"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+  p.add_argument("runs", nargs="+", help="workdir | generator .npz | NAME=RUN | NAME=outputs:DIR")
+  p.add_argument(
+    "--photos", help="test photos (recursive): generator input, FID-to-photo reference"
+  )
+  p.add_argument("--cartoons", help="reference cartoon images (recursive) for FID to cartoon")
+  p.add_argument("--videos", help="source video, frame folder or DAVIS-style root (warping error)")
+  p.add_argument("--inception", help="converted FID Inception weights (.npz), needed with --photos")
+  p.add_argument("--out", required=True, help="prefix of the table files")
+  p.add_argument("--workdir", help="cache of outputs and metrics (default PREFIX_eval)")
+  p.add_argument("--dataset", help="name of the video data set in the notes (default: its folder)")
+  p.add_argument("--batch-size", type=int, default=8, help="generator batch size")
+  p.add_argument("--fid-batch-size", type=int, default=50)
+  p.add_argument("--overwrite", action="store_true", help="recompute metrics, replace the tables")
+
+
+def parse_run(spec: str) -> tuple[str, str, str]:
+  """'PATH' | 'NAME=PATH' | 'NAME=outputs:DIR' -> (name, kind 'weights'|'outputs', path)."""
+  name, sep, path = spec.partition("=")
+  if not sep:
+    name, path = os.path.splitext(os.path.basename(os.path.normpath(spec)))[0], spec
+  kind = "weights"
+  if path.startswith("outputs:"):
+    kind, path = "outputs", path[len("outputs:") :]
+  if not name or name == SOURCE_ROW or "/" in name:
+    raise ValueError(f"run {spec!r}: invalid name {name!r}")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"run {name!r}: not found: {path}")
+  return name, kind, path
+
+
+def _fingerprint_files(files: list[str]) -> str:
+  h = hashlib.sha1()
+  for f in files:
+    st = os.stat(f)
+    h.update(f"{os.path.abspath(f)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+  return h.hexdigest()
+
+
+def _weights_fingerprint(path: str) -> str:
+  """Hash of the names, sizes and mtimes of a file or of every file under a folder."""
+  if os.path.isfile(path):
+    return _fingerprint_files([path])
+  return _fingerprint_files(sorted(os.path.join(r, n) for r, _, ns in os.walk(path) for n in ns))
+
+
+def _read_json(path: str) -> dict[str, Any]:
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+class _Generator:
+  """Loads a run's generator lazily (only when outputs must be made)."""
+
+  def __init__(self, path: str, batch_size: int):
+    self.path, self.batch_size, self._model = path, batch_size, None
+
+  def __call__(self, frames: np.ndarray) -> np.ndarray:
+    if self._model is None:
+      from cartoon_jax.cartoonize import Cartoonizer
+      from cartoon_jax.checkpointing import load_generator
+
+      params, meta = load_generator(self.path)
+      self._model = Cartoonizer(params, meta=meta, batch_size=self.batch_size)
+    return self._model(frames)
+
+
+def make_photo_outputs(
+  generate: Callable[[np.ndarray], np.ndarray], photos: str, folder: str, *, fresh: bool
+) -> None:
+  """Cartoonizes every image under `photos` into `folder` (same tree, .png); keeps existing ones
+  unless `fresh`."""
+  for src in frames_lib.list_images_recursive(photos):
+    rel = os.path.splitext(os.path.relpath(src, photos))[0] + ".png"
+    dst = os.path.join(folder, rel)
+    if fresh or not os.path.isfile(dst):
+      frames_lib.write_image(dst, generate(frames_lib.read_image(src)[None])[0])
+
+
+def make_video_outputs(
+  generate: Callable[[np.ndarray], np.ndarray], videos: str, folder: str, *, fresh: bool
+) -> None:
+  """Cartoonizes every sequence of `videos` into `folder`/<sequence>/%05d.png."""
+  for seq, path in frames_lib.sequences(videos).items():
+    out_dir = os.path.join(folder, seq)
+    src = frames_lib.read_sequence(path)
+    done = os.path.isdir(out_dir) and len(frames_lib.list_images(out_dir)) == len(src)
+    if done and not fresh:
+      continue
+    out = generate(src)
+    for i, frame in enumerate(out):
+      frames_lib.write_image(os.path.join(out_dir, f"{i:05d}.png"), frame)
+
+
+def _reference_stats(folder: str, extractor: Any, cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
+  from cartoon_jax.evaluate import fid
+
+  files = frames_lib.list_images_recursive(folder)
+  key = _fingerprint_files(files)[:16] + f"_{extractor.size}"
+  path = os.path.join(cache_dir, f"stats_{key}.npz")
+  if os.path.isfile(path):
+    return fid.load_stats(path)
+  mu, sigma, count = fid.folder_stats(folder, extractor)
+  fid.save_stats(path, mu, sigma, count)
+  return mu, sigma
+
+
+def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Computes (or reads cached) metrics of every run and writes the two tables."""
+  from cartoon_jax.evaluate.warping import evaluate_paths
+
+  if not args.photos and not args.videos:
+    raise ValueError("give --photos (Table 1) and/or --videos (Table 2)")
+  if args.photos and not (args.cartoons and args.inception):
+    raise ValueError("--photos needs --cartoons and --inception for the FID columns")
+  for path in (args.photos, args.cartoons):
+    if path:
+      frames_lib.list_images_recursive(path)
+  if args.videos:
+    frames_lib.sequences(args.videos)
+  runs = [parse_run(spec) for spec in args.runs]
+  names = [r[0] for r in runs]
+  if len(set(names)) != len(names):
+    raise ValueError(f"run names must be unique, got {names}; use NAME=RUN")
+  out_files = [f"{args.out}_table{t}.{ext}" for t in (1, 2) for ext in ("md", "csv")]
+  for path in out_files:
+    frames_lib.check_new_file(path, overwrite=args.overwrite)
+  workdir = args.workdir or f"{args.out}_eval"
+  os.makedirs(workdir, exist_ok=True)
+
+  backend = None
+  fid_settings = warp_settings = None
+  if args.photos:
+    fid_settings = {
+      "photos": _fingerprint_files(frames_lib.list_images_recursive(args.photos)),
+      "cartoons": _fingerprint_files(frames_lib.list_images_recursive(args.cartoons)),
+      "inception": _weights_fingerprint(args.inception),
+    }
+  if args.videos:
+    from cartoon_jax.evaluate.flow import make_backend
+
+    backend = make_backend(args.flow, flow_dir=args.flow_dir, dis_preset=args.dis_preset)
+    warp_settings = {
+      "videos": os.path.abspath(args.videos),
+      "flow": backend.describe(),
+      "metric": args.metric,
+      "out_of_frame": not args.lai_mask_only,
+    }
+
+  metrics: dict[str, dict[str, Any]] = {}
+  needs_warping: dict[str, str] = {}
+  extractor = None
+  for name, kind, path in runs:
+    run_dir = os.path.join(workdir, name)
+    cache_path = os.path.join(run_dir, "metrics.json")
+    fingerprint = _weights_fingerprint(path)  # weights file/workdir, or the outputs' files
+    cached = {} if args.overwrite else _read_json(cache_path)
+    if cached.get("weights") != fingerprint:
+      cached = {}
+    entry = {"weights": fingerprint, "path": os.path.abspath(path), "kind": kind}
+    generate = _Generator(path, args.batch_size) if kind == "weights" else None
+    fresh = False
+    if generate is not None:
+      # Outputs of other weights in run_dir are remade; an interrupted run's are kept.
+      marker = os.path.join(run_dir, "outputs.json")
+      fresh = args.overwrite or _read_json(marker).get("weights") != fingerprint
+      if fresh:
+        frames_lib.write_json(marker, {"weights": fingerprint}, overwrite=True)
+    if args.photos:
+      if cached.get("fid", {}).get("settings") == fid_settings:
+        entry["fid"] = cached["fid"]
+        log(f"{name}: FID from cache")
+      else:
+        from cartoon_jax.evaluate import fid
+
+        photo_dir = os.path.join(run_dir, "photos") if generate else os.path.join(path, "photos")
+        if generate:
+          log(f"{name}: cartoonizing photos into {photo_dir}")
+          make_photo_outputs(generate, args.photos, photo_dir, fresh=fresh)
+        if extractor is None:
+          extractor = fid.FeatureExtractor(
+            fid.load_inception(args.inception), batch_size=args.fid_batch_size
+          )
+        mu, sigma, count = fid.folder_stats(photo_dir, extractor)
+        to_cartoon = fid.frechet_distance(
+          mu, sigma, *_reference_stats(args.cartoons, extractor, workdir)
+        )
+        to_photo = fid.frechet_distance(
+          mu, sigma, *_reference_stats(args.photos, extractor, workdir)
+        )
+        entry["fid"] = {
+          "settings": fid_settings,
+          "to_cartoon": to_cartoon,
+          "to_photo": to_photo,
+          "count": count,
+        }
+        log(f"{name}: FID to cartoon {to_cartoon:.3f}, to photo {to_photo:.3f}")
+    if args.videos:
+      if cached.get("warping", {}).get("settings") == warp_settings:
+        entry["warping"] = cached["warping"]
+        log(f"{name}: warping error from cache")
+      else:
+        video_dir = os.path.join(run_dir, "videos") if generate else os.path.join(path, "videos")
+        if generate:
+          log(f"{name}: cartoonizing videos into {video_dir}")
+          make_video_outputs(generate, args.videos, video_dir, fresh=fresh)
+        needs_warping[name] = video_dir
+    metrics[name] = entry
+
+  source_cache = os.path.join(workdir, "source_video.json")
+  source_entry = None
+  if args.videos:
+    cached_source = {} if args.overwrite else _read_json(source_cache)
+    need_source = cached_source.get("settings") != warp_settings
+    if needs_warping or need_source:
+      log(f"warping error ({backend.name} flow) of {sorted(needs_warping)}")
+      result = evaluate_paths(
+        args.videos,
+        needs_warping,
+        backend,
+        metric=args.metric,
+        out_of_frame=not args.lai_mask_only,
+        include_source=need_source,
+        log=log,
+      )
+      for name in needs_warping:
+        metrics[name]["warping"] = {
+          "settings": warp_settings,
+          **result["overall"][name],
+          "sequences": {s: v[name] for s, v in result["sequences"].items()},
+        }
+      if need_source:
+        cached_source = {"settings": warp_settings, **result["overall"]["source"]}
+        frames_lib.write_json(source_cache, cached_source, overwrite=True)
+    source_entry = cached_source
+  for name, _, _ in runs:
+    frames_lib.write_json(
+      os.path.join(workdir, name, "metrics.json"), metrics[name], overwrite=True
+    )
+
+  tables = render(
+    names, metrics, source_entry, args=args, backend=backend, num_sequences=_num_sequences(args)
+  )
+  for path, text in zip(out_files, tables, strict=True):
+    frames_lib.write_text(path, text, overwrite=args.overwrite)
+    log(f"wrote {path}")
+  return {"runs": metrics, "source": source_entry}
+
+
+def _num_sequences(args: argparse.Namespace) -> int:
+  return len(frames_lib.sequences(args.videos)) if args.videos else 0
+
+
+def _fmt(value: float | None, digits: int) -> str:
+  return "" if value is None else f"{value:.{digits}f}"
+
+
+def _markdown(header: list[str], rows: list[list[str]], notes: list[str], title: str) -> str:
+  lines = [f"## {title}", "", "| " + " | ".join(header) + " |"]
+  lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+  lines += ["| " + " | ".join(r) + " |" for r in rows]
+  return "\n".join(lines + [""] + [f"- {n}" for n in notes]) + "\n"
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> str:
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator="\n")
+  writer.writerow(header)
+  writer.writerows(rows)
+  return buf.getvalue()
+
+
+def render(
+  names: list[str],
+  metrics: dict[str, dict[str, Any]],
+  source: dict[str, Any] | None,
+  *,
+  args: argparse.Namespace,
+  backend: Any,
+  num_sequences: int,
+) -> list[str]:
+  """[table1.md, table1.csv, table2.md, table2.csv] texts (empty tables note what is missing)."""
+  h1 = ["Method", "FID to Cartoon", "FID to Photo"]
+  rows1 = []
+  for name in names:
+    f = metrics[name].get("fid")
+    rows1.append([name, _fmt(f and f["to_cartoon"], 2), _fmt(f and f["to_photo"], 2)])
+  if args.photos:
+    notes1 = [
+      "FID: pytorch-fid Inception-v3 pool3 (2048-d), bilinear resize to 299 (align_corners=False)"
+      f", weights {args.inception}",
+      f"generator input and FID-to-photo reference: {args.photos}",
+      f"FID-to-cartoon reference: {args.cartoons}",
+    ]
+  else:
+    notes1 = ["no --photos given: FID not computed"]
+  h2 = ["Method", "E_short", "E_long"]
+  rows2 = []
+  if source:
+    rows2.append([SOURCE_ROW, _fmt(source["e_short"], 4), _fmt(source["e_long"], 4)])
+  for name in names:
+    w = metrics[name].get("warping")
+    rows2.append([name, _fmt(w and w["e_short"], 4), _fmt(w and w["e_long"], 4)])
+  if args.videos:
+    flow = backend.describe()
+    settings = ", ".join(f"{k}={v}" for k, v in flow.items() if k != "backend")
+    dataset = args.dataset or os.path.basename(os.path.normpath(args.videos))
+    notes2 = [
+      f"flow: {flow['backend']} ({settings}); not comparable with numbers from another flow "
+      "(the paper used RAFT)",
+      f"error: {args.metric} over unoccluded pixels in [0, 1]; occlusion: Lai et al. "
+      f"forward-backward + motion boundary{'' if args.lai_mask_only else ' + out-of-frame'}",
+      f"dataset: {dataset} ({num_sequences} sequences, {args.videos})",
+    ]
+  else:
+    notes2 = ["no --videos given: warping error not computed"]
+  flow_name = backend.name if backend is not None else ""
+  dataset = (args.dataset or os.path.basename(os.path.normpath(args.videos))) if args.videos else ""
+  csv1 = [[*r, args.photos or "", args.cartoons or ""] for r in rows1]
+  csv2 = [[*r, flow_name, args.metric if args.videos else "", dataset] for r in rows2]
+  return [
+    _markdown(h1, rows1, notes1, "Table 1: FID"),
+    _csv([*h1, "photos", "cartoons"], csv1),
+    _markdown(h2, rows2, notes2, "Table 2: warping error"),
+    _csv([*h2, "flow", "metric", "dataset"], csv2),
+  ]
