@@ -1,0 +1,169 @@
+"""Checkpoints through Orbax (V0 `CheckpointManager`): the only module that imports orbax.
+
+A checkpoint step folder WORKDIR/checkpoints/<step>/ holds three items: `state` (the train state
+pytree), `data_iter` (the grain iterator position) and `config` (the run's config as JSON).
+"""
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import grain
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from cartoon_jax import export
+
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_NAME = "generator.npz"
+
+
+def checkpoint_dir(path: str) -> str:
+  """The Orbax folder of a workdir (WORKDIR/checkpoints), or `path` itself if it is one already."""
+  path = os.path.abspath(path)
+  if os.path.basename(path.rstrip(os.sep)) == CHECKPOINT_DIR:
+    return path
+  return os.path.join(path, CHECKPOINT_DIR)
+
+
+def create_manager(
+  workdir: str, *, keep: int = 3, async_save: bool = True
+) -> ocp.CheckpointManager:
+  """A manager for WORKDIR/checkpoints that keeps the latest `keep` steps; saves run in background.
+
+  Call `manager.wait_until_finished()` before reading a checkpoint back or exiting.
+  """
+  if keep < 1:
+    raise ValueError(f"checkpoint keep={keep} must be >= 1")
+  options = ocp.CheckpointManagerOptions(
+    preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+    enable_async_checkpointing=async_save,
+    create=True,
+  )
+  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def save(
+  manager: ocp.CheckpointManager,
+  step: int,
+  *,
+  state: Any,
+  data_iter: Any,
+  config: dict[str, Any],
+) -> None:
+  """Starts saving `state`, the iterator position and `config` (JSON-able dict) as `step`."""
+  args = ocp.args.Composite(
+    state=ocp.args.StandardSave(state),
+    data_iter=grain.checkpoint.CheckpointSave(data_iter),
+    config=ocp.args.JsonSave(config),
+  )
+  manager.save(int(step), args=args, force=True)
+
+
+def restore(
+  manager: ocp.CheckpointManager,
+  *,
+  abstract_state: Any,
+  data_iter: Any,
+  step: int | None = None,
+) -> Any:
+  """Restores the train state (shaped/sharded like `abstract_state`) and, in place, the iterator.
+
+  `step` defaults to the latest checkpoint. Returns the restored state.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+  restored = manager.restore(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data_iter=grain.checkpoint.CheckpointRestore(data_iter),
+    ),
+  )
+  return restored["state"]
+
+
+def _numpy_target(metadata: Any) -> Any:
+  """A restore target of host numpy arrays from a saved tree's metadata (any device topology)."""
+  return jax.tree.map(
+    lambda m: np.zeros(m.shape, m.dtype),
+    metadata,
+    is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"),
+  )
+
+
+def restore_on_host(path: str, *, step: int | None = None) -> tuple[dict[str, Any], dict, int]:
+  """Reads a checkpoint as host numpy arrays, without an abstract target or a device mesh.
+
+  Args:
+    path: a workdir or its checkpoints/ folder.
+    step: the step to read; default the latest.
+
+  Returns:
+    (state as a nested dict of numpy arrays, the saved config dict, the step).
+  """
+  directory = checkpoint_dir(path)
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f"no checkpoint folder {directory}")
+  handlers = {
+    "state": ocp.StandardCheckpointHandler(),
+    "data_iter": grain.checkpoint.CheckpointHandler(),
+    "config": ocp.JsonCheckpointHandler(),
+  }
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+  with ocp.CheckpointManager(directory, options=options, item_handlers=handlers) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+    target = _numpy_target(manager.item_metadata(step)["state"])
+    restored = manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()
+      ),
+    )
+  return restored["state"], dict(restored["config"]), int(step)
+
+
+def generator_meta(generator_config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
+  """Export metadata of a generator from config.model.generator (ssa_patch_size 0 -> None).
+
+  {'model': 'SSAGenerator', 'channels', 'num_blocks', 'ssa_patch_size'} plus `extra` (e.g. step);
+  the same keys as `cartoon_jax.cartoonize` reads.
+  """
+  return {
+    "model": "SSAGenerator",
+    "channels": int(generator_config["channels"]),
+    "num_blocks": int(generator_config["num_blocks"]),
+    "ssa_patch_size": int(generator_config["ssa_patch_size"] or 0) or None,
+    **extra,
+  }
+
+
+def load_generator(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+  """The generator of a run, for inference.
+
+  Args:
+    path: a training workdir (its latest checkpoint is used, else its exported generator.npz), a
+      checkpoints/ folder, or an exported generator .npz file.
+
+  Returns:
+    (params, meta): params is the generator's 'params' collection (apply with {'params': params});
+    meta is `generator_meta(...)`: 'model', 'channels', 'num_blocks', 'ssa_patch_size', 'step'.
+  """
+  if os.path.isfile(path):
+    return _load_export(path)
+  directory = checkpoint_dir(path)
+  if os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory)):
+    state, config, step = restore_on_host(directory)
+    return state["g_params"], generator_meta(config["model"]["generator"], step=step)
+  exported = os.path.join(path, EXPORT_NAME)
+  if os.path.isfile(exported):
+    return _load_export(exported)
+  raise FileNotFoundError(f"{path}: no checkpoint under {directory} and no {EXPORT_NAME}")
+
+
+def _load_export(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+  return export.load_params(path)["params"], export.load_meta(path)

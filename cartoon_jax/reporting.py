@@ -1,0 +1,152 @@
+"""What a training run reports, from process 0 only: progress bar, metrics.jsonl, TensorBoard
+scalars, PNG sample grids and config.json, all under the workdir.
+"""
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import tqdm
+from tensorboardX import SummaryWriter
+
+
+def write_atomic(path: str, data: bytes) -> None:
+  """Writes `data` to `path` through a temp file in the same folder and `os.replace`."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def image_grid(columns: Sequence[np.ndarray], *, max_rows: int = 4, pad: int = 2) -> np.ndarray:
+  """Tiles image batches side by side: column j = columns[j], row i = sample i.
+
+  Args:
+    columns: batches (B, H, W, C) with C in {1, 3}, values in [-1, 1]; same B, H, W.
+    max_rows: at most this many samples (rows).
+    pad: white border width in pixels.
+
+  Returns:
+    uint8 RGB image (rows*(H+pad)+pad, cols*(W+pad)+pad, 3).
+  """
+  rows = min(max_rows, min(len(c) for c in columns))
+  h, w = columns[0].shape[1:3]
+  grid = np.full((rows * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+  for j, col in enumerate(columns):
+    col = np.nan_to_num(np.asarray(col, np.float32)[:rows])
+    if col.shape[-1] == 1:
+      col = np.repeat(col, 3, axis=-1)
+    pixels = np.clip(np.rint((col + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    for i in range(rows):
+      y, x = pad + i * (h + pad), pad + j * (w + pad)
+      grid[y : y + h, x : x + w] = pixels[i]
+  return grid
+
+
+def write_png(path: str, rgb: np.ndarray) -> None:
+  """Writes a uint8 RGB image to `path` as PNG, atomically."""
+  ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+  if not ok:
+    raise ValueError(f"could not encode PNG for {path}")
+  write_atomic(path, buf.tobytes())
+
+
+def _json_value(x: Any) -> Any:
+  x = float(x)
+  return x if math.isfinite(x) else str(x)
+
+
+class Reporter:
+  """Progress bar, metrics.jsonl, TensorBoard scalars and sample grids; inert on processes != 0.
+
+  Args:
+    workdir: the run folder.
+    total_steps: the last step of the run (for the bar and its ETA).
+    initial_step: the step training starts (or resumes) at.
+    enabled: whether this process writes anything (process 0 only).
+    progress: whether to draw the progress bar.
+  """
+
+  def __init__(
+    self,
+    workdir: str,
+    *,
+    total_steps: int,
+    initial_step: int,
+    enabled: bool = True,
+    progress: bool = True,
+  ):
+    self.workdir = workdir
+    self.enabled = enabled
+    self.sample_dir = os.path.join(workdir, "samples")
+    self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+    self._writer = None
+    self._bar = None
+    if not enabled:
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._bar = tqdm.tqdm(
+      total=total_steps,
+      initial=initial_step,
+      unit="step",
+      dynamic_ncols=True,
+      disable=not progress,
+    )
+
+  def write_config(self, config: Mapping[str, Any]) -> None:
+    """Writes WORKDIR/config.json (atomically)."""
+    if self.enabled:
+      text = json.dumps(config, indent=2, sort_keys=True, default=str)
+      write_atomic(os.path.join(self.workdir, "config.json"), text.encode())
+
+  def advance(self, steps: int = 1) -> None:
+    """Moves the progress bar `steps` steps on (it shows step/s and the ETA)."""
+    if self._bar is not None:
+      self._bar.update(steps)
+
+  def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+    """Appends {"step": step, **metrics} to metrics.jsonl and the scalars to TensorBoard."""
+    if not self.enabled:
+      return
+    record = {"step": int(step), **{k: _json_value(v) for k, v in metrics.items()}}
+    with open(self.metrics_path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for k, v in metrics.items():
+      self._writer.add_scalar(k, float(v), int(step))
+    self._writer.flush()
+    if self._bar is not None:
+      shown = {k.split("/")[-1]: f"{float(v):.3g}" for k, v in metrics.items() if "loss" in k}
+      self._bar.set_postfix(shown, refresh=False)
+
+  def write_grid(self, step: int, columns: Sequence[np.ndarray], *, name: str) -> str | None:
+    """Writes samples/{name}_{step:07d}.png, one column per batch of `columns`; returns the path."""
+    if not self.enabled:
+      return None
+    path = os.path.join(self.sample_dir, f"{name}_{int(step):07d}.png")
+    write_png(path, image_grid(columns))
+    return path
+
+  def message(self, text: str) -> None:
+    """Prints a line without breaking the progress bar."""
+    if self.enabled:
+      tqdm.tqdm.write(text)
+
+  def close(self) -> None:
+    """Closes the bar and the TensorBoard writer."""
+    if self._bar is not None:
+      self._bar.close()
+    if self._writer is not None:
+      self._writer.close()

@@ -1,0 +1,113 @@
+"""The train state: generator, both discriminators (+ spectral-norm stats), two Adams, step, rng.
+
+The frozen VGG nets are not part of it: they are data, passed to the step separately and never
+checkpointed.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+DISCRIMINATORS = ("disc_surface", "disc_texture")
+# Input channels of each discriminator: the surface one sees guided-filtered RGB, the texture one a
+# colour-shifted grayscale image.
+DISC_INPUT_CHANNELS = {"disc_surface": 3, "disc_texture": 1}
+
+
+@flax.struct.dataclass
+class TrainState:
+  """All trained values of a run (a pytree; every leaf is checkpointed).
+
+  Attributes:
+    step: int32 scalar, steps done (pretrain steps first, then main steps).
+    rng: uint32[2] base key; step s uses `jax.random.fold_in(rng, s)`.
+    g_params: generator 'params'.
+    g_opt_state: Adam state of the generator (reset when the main phase starts).
+    d_params: {'disc_surface': params, 'disc_texture': params}.
+    d_batch_stats: the discriminators' spectral-norm power-iteration vectors, same keys.
+    d_opt_state: one Adam state over both discriminators' params.
+  """
+
+  step: jax.Array
+  rng: jax.Array
+  g_params: Any
+  g_opt_state: optax.OptState
+  d_params: Any
+  d_batch_stats: Any
+  d_opt_state: optax.OptState
+
+
+def adam(
+  learning_rate: optax.ScalarOrSchedule, *, b1: float, b2: float
+) -> optax.GradientTransformation:
+  """Adam with the given learning rate (or schedule of the optimizer's own step count)."""
+  return optax.adam(learning_rate, b1=b1, b2=b2)
+
+
+def pretrain_schedule(*, lr: float, steps: int) -> optax.Schedule:
+  """`lr` for the first half of the pretrain phase, `lr * 0.1` for the second half."""
+  return optax.piecewise_constant_schedule(lr, {max(steps // 2, 1): 0.1})
+
+
+def main_schedule(*, lr: float, decay_start_step: int, decay_end_step: int) -> optax.Schedule:
+  """`lr` until `decay_start_step`, then linear to 0 at `decay_end_step` (main-phase steps)."""
+  if decay_end_step <= decay_start_step:
+    raise ValueError(
+      f"optim.decay_end_step={decay_end_step} must be > optim.decay_start_step={decay_start_step}"
+    )
+  return optax.linear_schedule(
+    lr, 0.0, decay_end_step - decay_start_step, transition_begin=decay_start_step
+  )
+
+
+def init_variables(
+  rng: jax.Array,
+  *,
+  generator: nn.Module,
+  discriminators: Mapping[str, nn.Module],
+  image_size: int,
+) -> tuple[Any, Any, Any]:
+  """Random initial (g_params, d_params, d_batch_stats) for `image_size` x `image_size` inputs.
+
+  `discriminators` maps each name of DISCRIMINATORS to its module.
+  """
+  g_rng, *d_rngs = jax.random.split(rng, 1 + len(DISCRIMINATORS))
+  x = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+  g_params = generator.init(g_rng, x)["params"]
+  d_params, d_stats = {}, {}
+  for name, d_rng in zip(DISCRIMINATORS, d_rngs, strict=True):
+    shape = (1, image_size, image_size, DISC_INPUT_CHANNELS[name])
+    variables = discriminators[name].init(d_rng, jnp.zeros(shape, jnp.float32))
+    d_params[name] = variables["params"]
+    d_stats[name] = variables["batch_stats"]
+  return g_params, d_params, d_stats
+
+
+def create(
+  rng: jax.Array,
+  *,
+  generator: nn.Module,
+  discriminators: Mapping[str, nn.Module],
+  image_size: int,
+  g_tx: optax.GradientTransformation,
+  d_tx: optax.GradientTransformation,
+) -> TrainState:
+  """A fresh train state at step 0 (jit it with replicated out_shardings, or eval_shape it)."""
+  init_rng, state_rng = jax.random.split(rng)
+  g_params, d_params, d_stats = init_variables(
+    init_rng, generator=generator, discriminators=discriminators, image_size=image_size
+  )
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    rng=state_rng,
+    g_params=g_params,
+    g_opt_state=g_tx.init(g_params),
+    d_params=d_params,
+    d_batch_stats=d_stats,
+    d_opt_state=d_tx.init(d_params),
+  )

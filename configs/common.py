@@ -1,0 +1,96 @@
+"""Shared config builder: every key a run reads, with the paper's values as defaults.
+
+The experiment files (ssa_pmc.py, baseline.py, ssa.py, pmc.py, demo.py) start from `base_config()`
+and change a few keys. Every key is explained in README.md ("Config keys").
+"""
+
+import ml_collections as mlc
+
+# The authors' sampler makes an epoch of 5 * floor(L_face / batch) batches (4 scenery batches, then
+# 1 face batch), L_face = max(|face_photo|, |face_cartoon|). The paper's data has 10,000 FFHQ face
+# photos and 10,000 cartoon faces, so at batch 16 one epoch is 5 * 625 = 3125 steps. With other
+# data, set the step counts directly (or call `steps_per_epoch`).
+PAPER_FACE_IMAGES = 10_000
+PAPER_BATCH_SIZE = 16
+
+
+def steps_per_epoch(
+  face_images: int = PAPER_FACE_IMAGES, batch_size: int = PAPER_BATCH_SIZE
+) -> int:
+  """Steps of one epoch of the authors' sampler (4 scenery batches : 1 face batch)."""
+  return 5 * (face_images // batch_size)
+
+
+def base_config() -> mlc.ConfigDict:
+  """The paper's run (SSA R=3 + PMC weight 1, 256x256, batch 16, 10 + 20 epochs in steps)."""
+  epoch = steps_per_epoch()
+  c = mlc.ConfigDict()
+  c.seed = 0
+  c.batch_size = PAPER_BATCH_SIZE  # global, over all devices and hosts
+  c.init_from = ""  # pretrain workdir/checkpoint folder or generator .npz: skip to the main phase
+  c.multihost = False  # call jax.distributed.initialize() before touching devices
+  c.compute_dtype = "float32"  # or "bfloat16" (params and optimizer states stay float32)
+
+  c.data = mlc.ConfigDict()
+  c.data.source = (
+    "sample"  # 'sample', a dataset folder, or what input_pipeline.create_iterator takes
+  )
+  c.data.image_size = 256
+  c.data.random_crop = False
+  c.data.random_flip = False
+  c.data.face_every = 5  # 1 face batch every 5 batches when face folders exist
+  c.data.worker_count = 0  # grain worker processes (0 = in the main process)
+
+  c.model = mlc.ConfigDict()
+  c.model.generator = mlc.ConfigDict()
+  c.model.generator.channels = 32
+  c.model.generator.num_blocks = 4
+  c.model.generator.ssa_patch_size = 3  # SSA local patch width R (odd); 0 = plain skips (baseline)
+  c.model.discriminator = mlc.ConfigDict()
+  c.model.discriminator.channels = 32
+
+  c.vgg = mlc.ConfigDict()
+  c.vgg.vgg19_path = ""  # converted Caffe VGG19 .npz (content + structure); '' = random init
+  c.vgg.vgg16_path = ""  # converted torchvision VGG16 .npz (PMC); '' = random init
+
+  c.loss = mlc.ConfigDict()
+  c.loss.weights = mlc.ConfigDict()
+  c.loss.weights.surface = 0.1
+  c.loss.weights.texture = 1.0
+  c.loss.weights.structure = 200.0
+  c.loss.weights.content = 200.0
+  c.loss.weights.tv = 10_000.0
+  c.loss.weights.pmc = 1.0  # 0 = PMC off
+  c.loss.options = mlc.ConfigDict()
+  c.loss.options.pmc_mode = "global"  # exact global PMC; 'sampled_official' = authors' code
+  c.loss.options.pmc_layers = ("relu2_1", "relu3_1", "relu4_1")  # VGG16 layers
+  c.loss.options.pmc_rank = False  # top-quarter masking (sampled_official only)
+  c.loss.options.superpixel_method = "device"  # JAX SLIC; 'host' = skimage (parity checks)
+  c.loss.options.n_segments = 200
+  c.loss.options.slic_iters = 10
+  c.loss.options.superpixel_power = 1.2
+  c.loss.options.guided_eps = 1e-2  # guided filter eps of the structure input
+  c.loss.options.affine_degrees = 1.0  # second frame: rotation range (+-degrees)
+  c.loss.options.affine_translate = 0.01  # shift range (fraction of the side)
+  c.loss.options.affine_scale = (0.97, 1.03)
+  c.loss.options.affine_shear = 1.0  # x-shear range (+-degrees)
+  c.loss.options.affine_per_sample = False  # False: one draw per batch, as the authors
+
+  c.optim = mlc.ConfigDict()
+  c.optim.lr = 2e-4
+  c.optim.b1 = 0.5
+  c.optim.b2 = 0.99
+  # Learning rate in the main phase: constant, then linear to 0 at decay_end_step (which may lie
+  # beyond the last step). Authors: factor 1 - max(0, epoch - 10) / 11 over 20 epochs.
+  c.optim.decay_start_step = 10 * epoch
+  c.optim.decay_end_step = 21 * epoch
+
+  c.train = mlc.ConfigDict()
+  c.train.pretrain_steps = 10 * epoch  # L1 reconstruction; lr x0.1 after half of it
+  c.train.steps = 20 * epoch  # main (GAN) phase
+  c.train.log_every_steps = 50
+  c.train.sample_every_steps = 500
+  c.train.checkpoint_every_steps = 500
+  c.train.keep_checkpoints = 3
+  c.train.progress_bar = True
+  return c

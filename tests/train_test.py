@@ -1,0 +1,386 @@
+"""train / train_state / reporting: schedules, grids, the loop end to end, resume, stops, init_from.
+
+Runs use a tiny config (32x32, narrow nets, a few steps) on the bundled sample data; a persistent
+compilation cache shared by the module keeps repeated compiles of the same step cheap.
+"""
+
+import json
+import os
+import signal
+
+import cv2
+import jax
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache as jax_cc
+
+from cartoon_jax import checkpointing, export, input_pipeline, parallel, reporting, train
+from cartoon_jax import train_state as ts
+from configs import demo
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+  """One XLA cache for the session: the same step compiled again (new jit objects) is a hit."""
+  old = (
+    jax.config.jax_compilation_cache_dir,
+    jax.config.jax_persistent_cache_min_compile_time_secs,
+  )
+  cache = tmp_path_factory.getbasetemp() / "jax_cache"
+  cache.mkdir(exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", str(cache))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax_cc.reset_cache()  # earlier compiles in this process may have fixed "no cache"
+  yield
+  jax.config.update("jax_compilation_cache_dir", old[0])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+  jax_cc.reset_cache()
+
+
+def shrink(c, *, pretrain_steps=0, steps=1):
+  """`c` at test size: 32x32, batch 8 (one image per fake device), 8-channel nets, short phases."""
+  c.batch_size = 8
+  c.data.image_size = 32
+  c.data.random_crop = c.data.random_flip = False
+  c.model.generator.channels = 8
+  c.model.discriminator.channels = 8
+  c.train.pretrain_steps = pretrain_steps
+  c.train.steps = steps
+  c.optim.decay_start_step, c.optim.decay_end_step = 1, 6
+  c.train.log_every_steps = 1
+  c.train.sample_every_steps = 2
+  c.train.checkpoint_every_steps = 2
+  c.train.progress_bar = False
+  return c
+
+
+def tiny_config(pretrain_steps=1, steps=3):
+  return shrink(demo.get_config(), pretrain_steps=pretrain_steps, steps=steps)
+
+
+def read_json(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure pieces.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_pretrain_schedule_drops_tenfold_at_half():
+  schedule = ts.pretrain_schedule(lr=2e-4, steps=10)
+  got = [float(schedule(i)) for i in range(10)]
+  np.testing.assert_allclose(got, [2e-4] * 5 + [2e-5] * 5, rtol=1e-6)
+
+
+def test_main_schedule_constant_then_linear():
+  schedule = ts.main_schedule(lr=2e-4, decay_start_step=4, decay_end_step=12)
+  for i in range(16):
+    want = 2e-4 * (1.0 if i < 4 else max(0.0, 1.0 - (i - 4) / 8))
+    np.testing.assert_allclose(float(schedule(i)), want, rtol=1e-5, atol=1e-12)
+  with pytest.raises(ValueError, match="decay_end_step=3"):
+    ts.main_schedule(lr=1.0, decay_start_step=3, decay_end_step=3)
+
+
+def test_image_grid_matches_loop_reference():
+  rng = np.random.default_rng(0)
+  a = rng.uniform(-1, 1, (5, 4, 6, 3)).astype(np.float32)
+  b = rng.uniform(-1, 1, (5, 4, 6, 1)).astype(np.float32)
+  grid = reporting.image_grid([a, b], max_rows=3, pad=1)
+  assert grid.shape == (3 * 5 + 1, 2 * 7 + 1, 3) and grid.dtype == np.uint8
+  want = np.full(grid.shape, 255, np.uint8)
+  for j, col in enumerate([a, np.repeat(b, 3, -1)]):
+    for i in range(3):
+      for y in range(4):
+        for x in range(6):
+          for ch in range(3):
+            v = min(255, max(0, round((float(col[i, y, x, ch]) + 1) * 127.5)))
+            want[1 + i * 5 + y, 1 + j * 7 + x, ch] = v
+  np.testing.assert_array_equal(grid, want)
+
+
+def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
+  r = reporting.Reporter(str(tmp_path), total_steps=4, initial_step=0, progress=False)
+  r.write_config({"a": 1, "b": {"c": None}})
+  r.log_metrics(2, {"loss/x": np.float32(0.5), "lr": 1e-3})
+  r.log_metrics(4, {"loss/x": float("nan")})
+  path = r.write_grid(4, [np.zeros((2, 8, 8, 3))], name="train")
+  r.close()
+  assert read_json(tmp_path / "config.json") == {"a": 1, "b": {"c": None}}
+  assert read_metrics(tmp_path) == [
+    {"step": 2, "loss/x": 0.5, "lr": 1e-3},
+    {"step": 4, "loss/x": "nan"},
+  ]
+  image = cv2.imread(path)
+  assert image.shape == (2 * 10 + 2, 12, 3)
+  assert os.listdir(tmp_path / "tensorboard")
+  quiet = reporting.Reporter(str(tmp_path / "other"), total_steps=1, initial_step=0, enabled=False)
+  quiet.log_metrics(1, {"x": 1.0})
+  assert not os.path.exists(tmp_path / "other")
+
+
+def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path):
+  config = tiny_config()
+  nets = train.build_nets(config)
+  random = train.load_vgg(config, nets, jax.random.PRNGKey(0))
+  export.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
+  export.save_params({"params": random["vgg19"]}, tmp_path / "vgg19.npz")
+  config.vgg.vgg16_path = str(tmp_path / "vgg16.npz")
+  loaded = train.load_vgg(config, nets, jax.random.PRNGKey(5))
+  for a, b in zip(jax.tree.leaves(loaded["vgg16"]), jax.tree.leaves(random["vgg16"]), strict=True):
+    np.testing.assert_array_equal(a, b)
+  config.vgg.vgg16_path = str(tmp_path / "vgg19.npz")
+  with pytest.raises(ValueError, match="vgg19.npz"):
+    train.load_vgg(config, nets, jax.random.PRNGKey(5))
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+# ---------------------------------------------------------------------------------------------
+
+
+ONE_DEVICE = jax.devices()[:1]
+
+
+def run(config, workdir):
+  """train_and_evaluate on one device (the 8-device path is covered by parallel_test)."""
+  return train.train_and_evaluate(config, str(workdir), devices=ONE_DEVICE)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+  """pretrain 1 + main 3 steps in one go."""
+  workdir = str(tmp_path_factory.mktemp("straight"))
+  outputs = run(tiny_config(), workdir)
+  return workdir, outputs
+
+
+def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
+  workdir, outputs = straight_run
+  records = read_metrics(workdir)
+  assert [r["step"] for r in records] == [1, 2, 3, 4]
+  assert "loss/pretrain" in records[0] and "loss/g_total" in records[-1]
+  for r in records:
+    assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
+  assert records[1]["loss/d_total"] > 0
+  assert sorted(os.listdir(outputs["checkpoints"])) == ["2", "4"]
+  assert sorted(os.listdir(outputs["samples"])) == ["train_0000002.png", "train_0000004.png"]
+  grid = cv2.imread(os.path.join(outputs["samples"], "train_0000004.png"))
+  assert grid.shape[1] == 5 * (32 + 2) + 2
+  assert read_json(os.path.join(workdir, "config.json"))["batch_size"] == 8
+
+  params, meta = checkpointing.load_generator(workdir)
+  exported = export.load_params(outputs["exported generator"])["params"]
+  assert meta == {
+    "model": "SSAGenerator",
+    "channels": 8,
+    "num_blocks": 4,
+    "ssa_patch_size": 3,
+    "step": 4,
+  }
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(exported), strict=True):
+    np.testing.assert_array_equal(a, b)
+  _, meta_npz = checkpointing.load_generator(outputs["exported generator"])
+  assert meta_npz == meta
+
+
+def _state_leaves(workdir, step=None):
+  state, _, _ = checkpointing.restore_on_host(workdir, step=step)
+  return jax.tree_util.tree_flatten_with_path(state)[0]
+
+
+def _next_batch(workdir, config):
+  it = input_pipeline.create_iterator(
+    source=config.data.source,
+    image_size=config.data.image_size,
+    global_batch_size=config.batch_size,
+    seed=config.seed,
+    face_every=config.data.face_every,
+  )
+  state_fn = train.make_state_fn(config, train.build_nets(config), train.optimizers(config))
+  abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), parallel.make_mesh(ONE_DEVICE))
+  with checkpointing.create_manager(workdir) as manager:
+    checkpointing.restore(manager, abstract_state=abstract, data_iter=it)
+  return next(it)
+
+
+def test_resume_is_exact(straight_run, tmp_path):
+  straight, _ = straight_run
+  config = tiny_config()
+  first = tiny_config(steps=1)
+  run(first, tmp_path)  # stops after step 2 (pretrain 1 + main 1)
+  run(config, tmp_path)  # new manager, resumes at 2, runs to 4
+  a, b = _state_leaves(straight), _state_leaves(str(tmp_path))
+  for (path, x), (_, y) in zip(a, b, strict=True):
+    np.testing.assert_allclose(y, x, rtol=1e-6, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+  batch_a, batch_b = _next_batch(straight, config), _next_batch(str(tmp_path), config)
+  for k in batch_a:
+    np.testing.assert_array_equal(batch_a[k], batch_b[k])
+
+
+def test_init_from_pretrain_run_and_from_npz_start_main_phase(straight_run, tmp_path):
+  straight, outputs = straight_run
+  for source in (straight, outputs["exported generator"]):
+    workdir = str(tmp_path / os.path.basename(source))
+    config = tiny_config(pretrain_steps=5, steps=1)
+    config.init_from = source
+    config.train.checkpoint_every_steps = 100
+    run(config, workdir)
+    records = read_metrics(workdir)
+    assert [r["step"] for r in records] == [6] and "loss/g_total" in records[0]
+
+
+def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
+  config = tiny_config(pretrain_steps=1, steps=5)
+  config.train.checkpoint_every_steps = 100
+  real = input_pipeline.to_global
+  calls = []
+
+  def to_global(batch, sharding):
+    calls.append(1)
+    if len(calls) == 3:
+      signal.raise_signal(signal.SIGTERM)
+    return real(batch, sharding)
+
+  monkeypatch.setattr(input_pipeline, "to_global", to_global)
+  outputs = run(config, tmp_path)
+  assert os.listdir(outputs["checkpoints"]) == ["3"]
+  assert "exported generator" not in outputs
+  assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+  config = tiny_config(pretrain_steps=1, steps=5)
+  config.train.log_every_steps = 100
+  real = input_pipeline.to_global
+  calls = []
+
+  def to_global(batch, sharding):
+    calls.append(1)
+    if len(calls) == 3:
+      batch = {**batch, "photo": np.full_like(batch["photo"], np.nan)}
+    return real(batch, sharding)
+
+  monkeypatch.setattr(input_pipeline, "to_global", to_global)
+  with pytest.raises(FloatingPointError, match="step 3"):
+    run(config, tmp_path)
+  assert os.listdir(os.path.join(tmp_path, "checkpoints")) == ["2"]
+  state, _, _ = checkpointing.restore_on_host(str(tmp_path))
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state))
+  assert not os.path.exists(tmp_path / "generator.npz")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad data.
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_images(folder, count, rng):
+  os.makedirs(folder, exist_ok=True)
+  for i in range(count):
+    image = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    cv2.imwrite(os.path.join(folder, f"good_{i}.png"), image)
+
+
+def test_bad_files_are_skipped_and_reported(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  root = tmp_path / "data"
+  photos = root / "scenery_photo"
+  _write_images(photos, 4, rng)
+  _write_images(root / "scenery_cartoon", 4, rng)
+  ok, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+  (photos / "corrupt.jpg").write_bytes(jpeg.tobytes()[:100])
+  (photos / "empty.jpg").write_bytes(b"")
+  rgba = rng.integers(0, 256, (40, 40, 4), dtype=np.uint8)
+  cv2.imwrite(str(photos / "rgba.png"), rgba)
+  cv2.imwrite(str(photos / "gray.png"), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+  config = tiny_config(pretrain_steps=1, steps=1)
+  config.data.source = str(root)
+  run(config, tmp_path / "run")
+  records = read_metrics(tmp_path / "run")
+  assert records[-1]["data/num_skipped"] == 2
+  assert all(np.isfinite(r["loss/pretrain" if r["step"] == 1 else "loss/g_total"]) for r in records)
+  out = capsys.readouterr().out
+  assert "corrupt.jpg" in out and "empty.jpg" in out
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty"])
+def test_missing_or_empty_dataset_fails_before_compiling(tmp_path, monkeypatch, layout):
+  root = tmp_path / "data"
+  if layout == "empty":
+    (root / "scenery_photo").mkdir(parents=True)
+    (root / "scenery_cartoon").mkdir(parents=True)
+
+  def no_compile(*args, **kwargs):
+    raise AssertionError("build_steps reached: the data error must come first")
+
+  monkeypatch.setattr(train, "build_steps", no_compile)
+  config = tiny_config()
+  config.data.source = str(root)
+  with pytest.raises((FileNotFoundError, ValueError), match="data"):
+    run(config, tmp_path / "run")
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo, as README's first command runs it.
+# ---------------------------------------------------------------------------------------------
+
+
+def colour_count(images):
+  """Mean number of distinct RGB colours per image (after 5-bit quantisation)."""
+  q = (np.clip((images + 1) * 127.5, 0, 255).astype(np.uint8) >> 3).astype(np.int32)
+  codes = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
+  return float(np.mean([len(np.unique(c)) for c in codes]))
+
+
+def laplacian_energy(images):
+  """Mean squared 4-neighbour Laplacian of the gray image (fine-texture energy)."""
+  gray = images.mean(-1)
+  lap = (
+    gray[:, :-2, 1:-1]
+    + gray[:, 2:, 1:-1]
+    + gray[:, 1:-1, :-2]
+    + gray[:, 1:-1, 2:]
+    - 4 * gray[:, 1:-1, 1:-1]
+  )
+  return float(np.mean(lap**2))
+
+
+@pytest.mark.slow
+def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
+  """README command 1: finite losses, outputs where printed, and a flatter, simpler output."""
+  import subprocess
+  import sys
+
+  from cartoon_jax.models.generator import SSAGenerator
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  cmd = [sys.executable, "launch.py", "--config", "configs/demo.py", "--workdir", str(tmp_path)]
+  result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ("checkpoints", "exported generator", "samples"):
+    assert f"{name}: " in result.stdout
+  records = read_metrics(tmp_path)
+  config = demo.get_config()
+  assert records[-1]["step"] == config.train.pretrain_steps + config.train.steps
+  for r in records:
+    assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
+
+  params, meta = checkpointing.load_generator(str(tmp_path / "generator.npz"))
+  generator = SSAGenerator(**{k: meta[k] for k in ("channels", "num_blocks", "ssa_patch_size")})
+  it = input_pipeline.create_iterator(
+    source="sample", image_size=64, global_batch_size=16, seed=123
+  )
+  photos = next(it)["photo"]
+  outputs = np.asarray(generator.apply({"params": params}, photos))
+  assert np.mean(np.abs(outputs - photos)) > 0.05
+  assert colour_count(outputs) < colour_count(photos)
+  assert laplacian_energy(outputs) < laplacian_energy(photos)
