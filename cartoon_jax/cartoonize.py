@@ -25,14 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from cartoon_jax import video_io
+from cartoon_jax import images, video_io
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 from cartoon_jax.tiling import tiled_apply
 
 DEFAULT_META = {"model": "SSAGenerator", "channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
-_ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
+# Image outputs: every readable extension that takes RGB (.pgm is grayscale only).
+_IMAGE_OUTPUTS = tuple(e for e in images.IMAGE_EXTENSIONS if e != ".pgm")
 _MIN_AUTO_TILE = 256
 
 
@@ -304,40 +303,6 @@ def detect_kind(path: str) -> str:
   return "video"
 
 
-def read_image(path: str) -> tuple[np.ndarray, np.ndarray | None]:
-  """(uint8 (H, W, 3) RGB with EXIF orientation applied, uint8 (H, W) alpha or None)."""
-  data = np.fromfile(path, np.uint8)
-  bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-  if bgr is None:
-    raise ValueError(f"{path}: cannot decode the image (corrupt or unsupported format)")
-  alpha = None
-  raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-  if raw is not None and raw.ndim == 3 and raw.shape[2] == 4 and raw.shape[:2] == bgr.shape[:2]:
-    alpha = raw[..., 3]
-    if alpha.dtype != np.uint8:
-      alpha = (alpha.astype(np.float32) * 255 / np.iinfo(alpha.dtype).max).round().astype(np.uint8)
-  return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), alpha
-
-
-def write_image(path: str, rgb: np.ndarray, *, alpha: np.ndarray | None = None) -> None:
-  """Writes uint8 (H, W, 3) RGB (+ alpha where the format has one) atomically; format from name."""
-  ext = os.path.splitext(path)[1].lower()
-  image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-  if alpha is not None and ext in _ALPHA_EXTENSIONS:
-    image = np.dstack([image, cv2.resize(alpha, image.shape[1::-1], interpolation=cv2.INTER_AREA)])
-  flags = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext in (".jpg", ".jpeg") else []
-  ok, buf = cv2.imencode(ext, image, flags)
-  if not ok:
-    raise ValueError(f"{path}: cannot encode an image with extension {ext!r}")
-  tmp = video_io.temp_path_for(path)
-  try:
-    buf.tofile(tmp)
-    video_io.replace_into(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def _check_writable(folder: str, what: str) -> None:
   folder = folder or "."
   if not os.path.isdir(folder):
@@ -405,7 +370,7 @@ def _write_preview(path: str, pairs: list[np.ndarray], *, fps: Fraction) -> None
   if path.lower().endswith(".gif"):
     video_io.write_gif(path, pairs, fps=fps)
   else:
-    write_image(path, contact_sheet(pairs[:12]))
+    images.write_image(path, contact_sheet(pairs[:12]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -498,26 +463,22 @@ def cartoonize_video(
   return summary
 
 
-def _walk_images(folder: str, *, exclude: str) -> Iterator[str]:
-  """Image files (by content) under `folder`, sorted, skipping dotfiles and the `exclude` tree."""
-  for root, dirs, files in os.walk(folder):
-    dirs[:] = sorted(
-      d for d in dirs if not d.startswith(".") and os.path.abspath(os.path.join(root, d)) != exclude
-    )
-    for name in sorted(files):
-      if name.startswith("."):
-        continue
-      path = os.path.join(root, name)
+def _walk_images(folder: str, *, exclude: str) -> list[str]:
+  """Image files (by name or content) under `folder`, as `images.list_files` orders and skips."""
+  found = []
+  for path in images.list_files(folder, exclude=exclude):
+    if not images.is_image_name(path):
       with open(path, "rb") as f:
-        head = f.read(512)
-      if _sniff(head) == "image" or name.lower().endswith(IMAGE_EXTENSIONS):
-        yield path
+        if _sniff(f.read(512)) != "image":
+          continue
+    found.append(path)
+  return found
 
 
 def _output_name(path: str) -> str:
   """Output file name for an input image: same name, PNG if OpenCV cannot write its extension."""
   stem, ext = os.path.splitext(path)
-  return path if ext.lower() in IMAGE_EXTENSIONS else stem + ".png"
+  return path if ext.lower() in _IMAGE_OUTPUTS else stem + ".png"
 
 
 def cartoonize_images(
@@ -538,8 +499,9 @@ def cartoonize_images(
     for (_, dst, rgb, alpha), out in zip(group, outs, strict=True):
       rgb = cartoonizer._prepare(rgb[None])[0]
       both = np.concatenate([rgb, out], axis=1)
-      os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
-      write_image(dst, both if side_by_side else out, alpha=None if side_by_side else alpha)
+      if alpha is not None and not side_by_side and alpha.shape != out.shape[:2]:
+        alpha = cv2.resize(alpha, out.shape[1::-1], interpolation=cv2.INTER_AREA)
+      images.write_image(dst, both if side_by_side else out, alpha=None if side_by_side else alpha)
       if preview and len(pairs) < 12:
         pairs.append(_shrink(both))
       summary.outputs.append(dst)
@@ -550,7 +512,7 @@ def cartoonize_images(
   with bar:
     for src, dst in jobs:
       try:
-        rgb, alpha = read_image(src)
+        rgb, alpha = images.read_rgba8(src)
       except ValueError as e:
         print(f"warning: skipped {e}", file=sys.stderr)
         summary.failed.append(src)
@@ -602,9 +564,9 @@ def cartoonize(
     name = _output_name(os.path.basename(input_path)) if kind == "image" else stem + ".mp4"
     output_path = os.path.join(output_path, name)
   if kind == "image":
-    _check_output_file(output_path, extensions=IMAGE_EXTENSIONS, overwrite=overwrite)
+    _check_output_file(output_path, extensions=_IMAGE_OUTPUTS, overwrite=overwrite)
   elif kind == "video":
-    _check_output_file(output_path, extensions=VIDEO_EXTENSIONS, overwrite=overwrite)
+    _check_output_file(output_path, extensions=video_io.OUTPUT_EXTENSIONS, overwrite=overwrite)
   else:
     if os.path.exists(output_path) and not os.path.isdir(output_path):
       raise NotADirectoryError(f"output {output_path} must be a folder for a folder input")
@@ -617,7 +579,7 @@ def cartoonize(
       _check_writable(output_path, f"output {output_path}")
   if preview:
     ext = (".gif",) if kind == "video" else ()
-    _check_output_file(preview, extensions=ext + IMAGE_EXTENSIONS, overwrite=overwrite)
+    _check_output_file(preview, extensions=ext + _IMAGE_OUTPUTS, overwrite=overwrite)
 
   info = video_io.probe(input_path) if kind == "video" else None  # fails before the model loads
   if cartoonizer is None:

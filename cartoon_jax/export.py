@@ -5,11 +5,12 @@ An optional metadata dict is stored as JSON under the key '__meta__' (a 0-d unic
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from cartoon_jax import images
 
 META_KEY = "__meta__"
 
@@ -48,17 +49,8 @@ def write_npz(flat: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
         f"{path}: {key!r} has dtype {value.dtype}, which .npz cannot hold without pickle; "
         "cast it (e.g. to float32) first"
       )
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, **flat)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with images.atomic_output(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **flat)
 
 
 def save_params(

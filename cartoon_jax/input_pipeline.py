@@ -9,7 +9,7 @@ with b = global_batch_size // jax.process_count(). `to_global` turns the array l
 Sources (the `source` string):
   - "sample": the bundled sample set (`cartoon_jax.sample_data.ensure_sample_dataset`).
   - a dataset folder with scenery_photo/, scenery_cartoon/ and optionally face_photo/ and
-    face_cartoon/ (searched recursively for jpg/jpeg/png/bmp/webp/tif/tiff/ppm files).
+    face_cartoon/ (searched recursively for `images.IMAGE_EXTENSIONS` files).
   - a folder written by `python -m data.prepare` (it holds `dataset.json` and ArrayRecord shards).
   - "tfds:NAME[?photo=SPLIT&cartoon=SPLIT&image_key=KEY&data_dir=DIR]": a TFDS dataset prepared in
     ArrayRecord format, read with `tfds.data_source` (defaults photo=trainA, cartoon=trainB,
@@ -45,7 +45,8 @@ import jax
 import numpy as np
 from absl import flags
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+from cartoon_jax import images
+
 DOMAINS = ("scenery_photo", "scenery_cartoon", "face_photo", "face_cartoon")
 SHARDS_MANIFEST = "dataset.json"
 SHARDS_FORMAT = "cartoon_jax/array_record"
@@ -54,52 +55,8 @@ _PREFETCH_BATCHES = 4
 
 
 # ------------------------------------------------------------------------------------------------
-# Image helpers (shared with data/prepare.py).
+# Training-specific image helpers (shared with data/prepare.py); files are read by `images`.
 # ------------------------------------------------------------------------------------------------
-
-
-def list_images(folder: str) -> list[str]:
-  """Image files under `folder` (recursive, hidden entries skipped), sorted by relative path."""
-  found = []
-  for root, dirs, files in os.walk(folder):
-    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    for name in files:
-      if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-        found.append(os.path.join(root, name))
-  return sorted(found, key=lambda p: os.path.relpath(p, folder))
-
-
-def decode_image(data: bytes) -> np.ndarray:
-  """Decodes encoded image bytes to RGB (H, W, 3) in their own dtype (uint8, uint16 or float32).
-
-  Grayscale becomes 3 equal channels, alpha is dropped. Raises ValueError if OpenCV cannot decode.
-  """
-  image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-  if image is None or image.size == 0:
-    raise ValueError("not a decodable image")
-  if image.ndim == 3 and image.shape[2] == 1:
-    image = image[:, :, 0]
-  if image.ndim == 2:
-    image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-  elif image.shape[2] == 4:
-    image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-  elif image.shape[2] == 3:
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-  else:
-    raise ValueError(f"unsupported channel count {image.shape[2]}")
-  if image.dtype not in (np.uint8, np.uint16):
-    image = np.clip(image.astype(np.float32), 0.0, 1.0)
-  return image
-
-
-def read_image(path: str, *, name_file: bool = True) -> np.ndarray:
-  """Reads and decodes an image file (see `decode_image`); ValueError names the file if asked."""
-  with open(path, "rb") as f:
-    data = f.read()
-  try:
-    return decode_image(data)
-  except ValueError as e:
-    raise ValueError(f"{path}: {e}" if name_file else str(e)) from None
 
 
 def resize_short_side(image: np.ndarray, size: int) -> np.ndarray:
@@ -174,7 +131,7 @@ class _FolderReader:
     return self.paths[index]
 
   def load(self, index: int) -> np.ndarray:
-    return read_image(self.paths[index], name_file=False)  # callers report the name
+    return images.read_image(self.paths[index], name_file=False)  # callers report the name
 
 
 def encode_record(image_bytes: bytes, meta: dict[str, Any]) -> bytes:
@@ -208,7 +165,7 @@ class _ShardReader:
     if self._source is None:
       self._source = grain.sources.ArrayRecordDataSource(self.shard_paths)
     _, image_bytes = decode_record(self._source[index])
-    return decode_image(image_bytes)
+    return images.decode_image(image_bytes)
 
 
 class _TfdsReader:
@@ -272,7 +229,7 @@ def _folder_readers(root: str) -> tuple[dict[str, _FolderReader], list[tuple[str
       if domain.startswith("scenery"):
         raise FileNotFoundError(f"dataset folder {folder} does not exist")
       continue
-    paths = list_images(folder)
+    paths = images.list_images(folder)
     empty = {p for p in paths if os.path.getsize(p) == 0}
     empty_files += [(p, "empty file") for p in sorted(empty)]
     readers[domain] = _FolderReader([p for p in paths if p not in empty], folder)
@@ -525,7 +482,7 @@ def create_dataset(
   for domain, reader in readers.items():
     if len(reader) == 0:
       raise ValueError(
-        f"dataset folder {reader.folder} holds no non-empty image files {IMAGE_EXTENSIONS}"
+        f"dataset folder {reader.folder} holds no non-empty image files {images.IMAGE_EXTENSIONS}"
       )
     failed = []
     loader._load(domain, 0, failed)  # a clear error now if nothing in the folder is readable

@@ -5,29 +5,14 @@ scalars, PNG sample grids and config.json, all under the workdir.
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-
-def write_atomic(path: str, data: bytes) -> None:
-  """Writes `data` to `path` through a temp file in the same folder and `os.replace`."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+from cartoon_jax import images
 
 
 def image_grid(columns: Sequence[np.ndarray], *, max_rows: int = 4, pad: int = 2) -> np.ndarray:
@@ -53,14 +38,6 @@ def image_grid(columns: Sequence[np.ndarray], *, max_rows: int = 4, pad: int = 2
       y, x = pad + i * (h + pad), pad + j * (w + pad)
       grid[y : y + h, x : x + w] = pixels[i]
   return grid
-
-
-def write_png(path: str, rgb: np.ndarray) -> None:
-  """Writes a uint8 RGB image to `path` as PNG, atomically."""
-  ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-  if not ok:
-    raise ValueError(f"could not encode PNG for {path}")
-  write_atomic(path, buf.tobytes())
 
 
 def _json_value(x: Any) -> Any:
@@ -110,7 +87,7 @@ class Reporter:
     """Writes WORKDIR/config.json (atomically)."""
     if self.enabled:
       text = json.dumps(config, indent=2, sort_keys=True, default=str)
-      write_atomic(os.path.join(self.workdir, "config.json"), text.encode())
+      images.atomic_write(os.path.join(self.workdir, "config.json"), text.encode())
 
   def advance(self, steps: int = 1) -> None:
     """Moves the progress bar `steps` steps on (it shows step/s and the ETA)."""
@@ -136,7 +113,7 @@ class Reporter:
     if not self.enabled:
       return None
     path = os.path.join(self.sample_dir, f"{name}_{int(step):07d}.png")
-    write_png(path, image_grid(columns))
+    images.write_image(path, image_grid(columns))
     return path
 
   def message(self, text: str) -> None:

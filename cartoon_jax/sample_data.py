@@ -16,6 +16,8 @@ import tempfile
 import cv2
 import numpy as np
 
+from cartoon_jax import images
+
 _VERSION = 1
 _OUTLINE = np.array([28, 22, 30], np.float32)
 
@@ -67,15 +69,6 @@ def ensure_sample_dataset(
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return root
-
-
-def _write_png(path: str, rgb: np.ndarray) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-  if not ok:
-    raise OSError(f"cannot encode {path}")
-  with open(path, "wb") as f:
-    f.write(data.tobytes())
 
 
 def source_photos() -> list[np.ndarray]:
@@ -221,10 +214,10 @@ def _build(root: str, *, seed: int, num_photos: int, num_cartoons: int, size: in
   photos = source_photos()
   for i in range(num_photos):
     photo = photos[i % len(photos)]
-    _write_png(f"{root}/scenery_photo/{i:04d}.png", random_photo_crop(photo, rng, size))
+    images.write_image(f"{root}/scenery_photo/{i:04d}.png", random_photo_crop(photo, rng, size))
   rng = np.random.default_rng([seed, 1])
   for i in range(num_cartoons):
-    _write_png(f"{root}/scenery_cartoon/{i:04d}.png", cartoon_scene(rng, size))
+    images.write_image(f"{root}/scenery_cartoon/{i:04d}.png", cartoon_scene(rng, size))
 
 
 def _build_faces(root: str, *, seed: int, num_faces: int, size: int) -> None:
@@ -235,7 +228,7 @@ def _build_faces(root: str, *, seed: int, num_faces: int, size: int) -> None:
   for i, k in enumerate(rng.choice(len(faces), num_faces, replace=False)):
     face = np.round(faces[k] * 255).astype(np.uint8)
     face = cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
-    _write_png(f"{root}/face_photo/{i:04d}.png", cv2.cvtColor(face, cv2.COLOR_GRAY2RGB))
+    images.write_image(f"{root}/face_photo/{i:04d}.png", cv2.cvtColor(face, cv2.COLOR_GRAY2RGB))
   rng = np.random.default_rng([seed, 3])
   for i in range(num_faces):
-    _write_png(f"{root}/face_cartoon/{i:04d}.png", cartoon_face(rng, size))
+    images.write_image(f"{root}/face_cartoon/{i:04d}.png", cartoon_face(rng, size))

@@ -17,9 +17,12 @@ from typing import IO
 
 import numpy as np
 
+from cartoon_jax import images
+
 # Audio codecs an MP4/MOV container takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OUTPUT_EXTENSIONS = tuple(_CONTAINERS)  # what VideoWriter writes
 _COMMON_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120, 144, 240)
 
 
@@ -29,23 +32,6 @@ def ffmpeg_exe() -> str:
   import imageio_ffmpeg
 
   return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def temp_path_for(path: str) -> str:
-  """A temporary name next to `path` with the same extension, for write-then-rename."""
-  folder, name = os.path.split(os.path.abspath(path))
-  stem, ext = os.path.splitext(name)
-  fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
-  os.close(fd)
-  return tmp
-
-
-def replace_into(tmp: str, path: str) -> None:
-  """Renames a finished temporary file onto `path`, with the permissions a new file would get."""
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)
-  os.replace(tmp, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +278,7 @@ class VideoWriter:
     self.width, self.height = width, height
     self.out_width, self.out_height = width + width % 2, height + height % 2
     self.frames_written = 0
-    self._tmp = temp_path_for(path)
+    self._tmp = images.temp_path_for(path)
     fps = Fraction(fps)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y"]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.out_width}x{self.out_height}"]
@@ -344,7 +330,7 @@ class VideoWriter:
       error = self._error() or "no frames written"
       self._cleanup()
       raise RuntimeError(f"encoding {self.path} failed: {error}")
-    replace_into(self._tmp, self.path)
+    images.replace_into(self._tmp, self.path)
     self._stderr.close()
 
   def abort(self) -> None:
@@ -375,15 +361,13 @@ def write_gif(path: str, frames: list[np.ndarray], *, fps: Fraction) -> None:
   if not frames:
     raise ValueError(f"{path}: no frames for the GIF")
   h, w = frames[0].shape[:2]
-  tmp = temp_path_for(path)
   fps = Fraction(fps)
   cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo"]
   cmd += ["-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", f"{fps.numerator}/{fps.denominator}"]
   cmd += ["-i", "-", "-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-loop", "0"]
-  cmd += ["-f", "gif", tmp]
   data = b"".join(np.ascontiguousarray(f).tobytes() for f in frames)
-  proc = subprocess.run(cmd, input=data, stderr=subprocess.PIPE, check=False)
-  if proc.returncode != 0:
-    os.remove(tmp)
-    raise RuntimeError(f"writing {path} failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-  replace_into(tmp, path)
+  with images.atomic_output(path) as tmp:
+    proc = subprocess.run([*cmd, "-f", "gif", tmp], input=data, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+      error = proc.stderr.decode("utf-8", "replace").strip()
+      raise RuntimeError(f"writing {path} failed: {error}")

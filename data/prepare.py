@@ -22,11 +22,11 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 import tqdm
 from array_record.python import array_record_module
 
+from cartoon_jax import images
 from cartoon_jax import input_pipeline as ip
 
 _CHUNK = 64
@@ -34,28 +34,25 @@ _CHUNK = 64
 
 def process_image(path: str, *, image_size: int, keep_aspect: bool, encoding: str, quality: int):
   """Reads, resizes and encodes one image; returns (encoded bytes, height, width)."""
-  image = ip.resize_short_side(ip.read_image(path, name_file=False), image_size)
+  image = ip.resize_short_side(images.read_image(path, name_file=False), image_size)
   if not keep_aspect:
     image = ip.center_crop(image, image_size)
   if image.dtype == np.float32:
     image = np.round(image * 65535).astype(np.uint16)
   if encoding == "jpeg":
-    if image.dtype == np.uint16:
-      image = np.round(image / 257).astype(np.uint8)
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality]
-  else:
-    params = []
-  ok, data = cv2.imencode(f".{encoding}", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-  if not ok:
-    raise ValueError(f"{path}: cannot encode as {encoding}")
-  return data.tobytes(), image.shape[0], image.shape[1]
+    image = images.to_uint8(image)
+  try:
+    data = images.encode_image(f".{encoding}", image, jpeg_quality=quality)
+  except ValueError as e:
+    raise ValueError(f"{path}: {e}") from None
+  return data, image.shape[0], image.shape[1]
 
 
 def _convert_domain(
   src: str, out: str, domain: str, *, images_per_shard: int, workers: int, progress: bool, **kw
 ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
   folder = os.path.join(src, domain)
-  paths = ip.list_images(folder)
+  paths = images.list_images(folder)
   os.makedirs(os.path.join(out, domain))
   shards, skipped, count, writer = [], [], 0, None
 
@@ -90,7 +87,9 @@ def _convert_domain(
   if writer is not None:
     writer.close()
   if count == 0:
-    raise ValueError(f"dataset folder {folder} holds no readable image files {ip.IMAGE_EXTENSIONS}")
+    raise ValueError(
+      f"dataset folder {folder} holds no readable image files {images.IMAGE_EXTENSIONS}"
+    )
   return {"num_images": count, "shards": shards}, skipped
 
 

@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 
 from cartoon_jax import cartoonize as cz
-from cartoon_jax import export, video_io
+from cartoon_jax import export, images, video_io
 from cartoon_jax.models.generator import SSAGenerator
 
 # Plain skips keep compilation fast here; the tiling test uses SSA and the paper's depth.
@@ -122,7 +122,7 @@ def pan_video(tmp_path_factory):
 @pytest.mark.parametrize(("w", "h"), [(854, 480), (333, 251)])
 def test_images_come_back_at_their_size(tmp_path, cartoonizer, w, h):
   src, dst = str(tmp_path / "in.png"), str(tmp_path / "out.jpg")
-  cz.write_image(src, _photo(h, w))
+  images.write_image(src, _photo(h, w))
   summary = cz.cartoonize(src, dst, cartoonizer=cartoonizer, progress=False)
   assert summary.outputs == [dst]
   out = cv2.imread(dst)
@@ -311,7 +311,7 @@ def test_kind_is_detected_from_content(tmp_path):
   video_named_png, image_named_mp4 = str(tmp_path / "v.png"), str(tmp_path / "i.mp4")
   _write_video(str(tmp_path / "v.mp4"), [_photo(16, 16)] * 2, fps=Fraction(25))
   os.rename(tmp_path / "v.mp4", video_named_png)
-  cz.write_image(str(tmp_path / "i.jpg"), _photo(16, 16))
+  images.write_image(str(tmp_path / "i.jpg"), _photo(16, 16))
   os.rename(tmp_path / "i.jpg", image_named_mp4)
   assert cz.detect_kind(video_named_png) == "video"
   assert cz.detect_kind(image_named_mp4) == "image"
@@ -331,9 +331,9 @@ def test_non_media_file_gives_one_clear_error(tmp_path, params_npz, capsys):
 def test_folder_mirrors_tree_keeps_names_and_resumes(tmp_path, cartoonizer):
   src = tmp_path / "photos"
   (src / "a" / "b").mkdir(parents=True)
-  cz.write_image(str(src / "top.png"), _photo(30, 42))
-  cz.write_image(str(src / "a" / "x.jpg"), _photo(30, 42))
-  cz.write_image(str(src / "a" / "b" / "y.png"), _photo(21, 17))
+  images.write_image(str(src / "top.png"), _photo(30, 42))
+  images.write_image(str(src / "a" / "x.jpg"), _photo(30, 42))
+  images.write_image(str(src / "a" / "b" / "y.png"), _photo(21, 17))
   (src / "a" / "readme.txt").write_text("not a photo")
   (src / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
   dst = tmp_path / "cartoons"
@@ -361,7 +361,7 @@ def test_alpha_channel_is_kept(tmp_path, cartoonizer):
 
 def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
   src = str(tmp_path / "in.png")
-  cz.write_image(src, _photo(16, 16))
+  images.write_image(src, _photo(16, 16))
   missing_weights = str(tmp_path / "missing.npz")
   # The output problems are reported even though the weights (loaded later) do not exist.
   with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -380,7 +380,7 @@ def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
 
 def test_command_line(tmp_path, params_npz, capsys):
   src, dst = str(tmp_path / "in.jpg"), str(tmp_path / "out.png")
-  cz.write_image(src, _photo(30, 50))
+  images.write_image(src, _photo(30, 50))
   args = ["--params", params_npz, src, dst, "--batch", "2", "--guided-filter", "1,5e-3"]
   assert cz.main([*args, "--max-side", "40", "--quiet"]) == 0
   assert cv2.imread(dst).shape == (24, 40, 3)

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import export
-from cartoon_jax.evaluate import frames
+from cartoon_jax import export, images
 from cartoon_jax.evaluate.__main__ import main
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -27,8 +26,8 @@ def data(tmp_path):
   clip, flicker = make_clip(N), make_clip(N, flicker=0.1)
   for seq in ("a", "b"):
     for i in range(N):
-      frames.write_image(str(tmp_path / "src" / seq / f"{i:05d}.png"), clip[i])
-      frames.write_image(str(tmp_path / "out" / seq / f"{i:05d}.jpg"), flicker[i])
+      images.write_image(str(tmp_path / "src" / seq / f"{i:05d}.png"), clip[i])
+      images.write_image(str(tmp_path / "out" / seq / f"{i:05d}.jpg"), flicker[i])
   return tmp_path
 
 
@@ -79,7 +78,7 @@ def test_warping_bad_inputs(data, capsys):
   assert f"sequence 'b': output 'output' has {N - 1} frames, the source has {N}" in err
   small = make_clip(N)[:, :40, :50]
   for i in range(N):
-    frames.write_image(str(data / "small" / "b" / f"{i:05d}.png"), small[i])
+    images.write_image(str(data / "small" / "b" / f"{i:05d}.png"), small[i])
   err = error("--source", data / "src" / "b", "--output", data / "small" / "b")
   assert "frames are 50x40, the source frames are 96x72" in err
   rc, _, _ = _run(
@@ -91,15 +90,15 @@ def test_warping_bad_inputs(data, capsys):
   err = error("--source", data / "src" / "a")
   assert f"{N:05d}.png: cannot decode the image" in err
   os.remove(data / "src" / "a" / f"{N:05d}.png")
-  frames.write_image(str(data / "src" / "a" / f"{N:05d}.png"), small[0])
+  images.write_image(str(data / "src" / "a" / f"{N:05d}.png"), small[0])
   assert "differs from 96x72" in error("--source", data / "src" / "a")
   err = error("--source", data / "src" / "b", "--flow", "precomputed", "--flow-dir", data / "nf")
   assert "flow folder not found" in err
   err = error("--source", data / "src" / "b", "--flow", "precomputed")
   assert "needs --flow-dir" in err
   os.makedirs(data / "partial" / "a")
-  frames.write_image(str(data / "partial" / "a" / "00000.png"), small[0])
-  frames.write_image(str(data / "partial" / "c" / "00000.png"), small[0])
+  images.write_image(str(data / "partial" / "a" / "00000.png"), small[0])
+  images.write_image(str(data / "partial" / "c" / "00000.png"), small[0])
   err = error("--source", data / "src", "--output", data / "partial")
   assert "no output sequence for source sequence(s) ['b']" in err
 
@@ -209,7 +208,8 @@ def test_table_warping_rows_and_cache(data, capsys):
   assert rows[0] == "Method,E_short,E_long,flow,metric,dataset"
   values = {r.split(",")[0]: [float(v) for v in r.split(",")[1:3]] for r in rows[1:]}
   assert values["flicker"][0] > 5 * values["Source Video"][0]
-  assert len(frames.list_images(str(data / "res" / "paper_eval" / "ours" / "videos" / "a"))) == N
+  written = str(data / "res" / "paper_eval" / "ours" / "videos" / "a")
+  assert len(images.list_images(written, recursive=False)) == N
   assert "no --photos given" in (data / "res" / "paper_table1.md").read_text()
   # Tables are not replaced silently; with --overwrite they are, and the metrics recomputed.
   rc, _, err = _run(capsys, *args, "--out", prefix)
@@ -250,7 +250,7 @@ def test_figures_warping_heatmap(data, capsys):
     f"flicker={data / 'out'}", "--sequence", "b", "--frame", 2, "--out", out,
   )  # fmt: skip
   assert rc == 0, err
-  image = frames.read_image(str(out))
+  image = images.read_rgb8(str(out))
   assert image.shape == (2 * (72 + 24) + 4, 2 * 96 + 4, 3)
   rc, _, err = _run(
     capsys, "figures", "warping-heatmap", "--source", data / "src", "--frame", 0, "--out", out,
@@ -284,7 +284,7 @@ def test_figures_correlation(data, capsys):
     "--vgg", data / "vgg16.npz", "--out", data / "fig2.png",
   )  # fmt: skip
   assert rc == 0, err
-  assert frames.read_image(str(data / "fig2.png")).shape == (2 * (72 + 24) + 4, 3 * 96 + 8, 3)
+  assert images.read_rgb8(str(data / "fig2.png")).shape == (2 * (72 + 24) + 4, 3 * 96 + 8, 3)
   rc, _, err = _run(
     capsys, "figures", "correlation", "--photos", src / "00000.png", src / "00001.png",
     "--cartoons", out / "00000.jpg", out / "00001.jpg", "--points", "500,30",
@@ -308,5 +308,5 @@ def test_table_with_fid_columns(data, capsys):
   assert rows[1].startswith("ours,")
   metrics = json.loads((data / "t_eval" / "ours" / "metrics.json").read_text())["fid"]
   assert metrics["count"] == N and metrics["to_cartoon"] > 0 and metrics["to_photo"] > 0
-  assert len(frames.list_images(str(data / "t_eval" / "ours" / "photos"))) == N
+  assert len(images.list_images(str(data / "t_eval" / "ours" / "photos"), recursive=False)) == N
   assert "| Source Video |" in (data / "t_table2.md").read_text()

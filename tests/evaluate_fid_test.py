@@ -358,10 +358,10 @@ def test_fid_of_set_against_itself_full_size(extractor):
 
 
 def test_folder_stats_reads_every_image(extractor, tmp_path):
-  from cartoon_jax.evaluate import frames
+  from cartoon_jax import images
 
   for i, im in enumerate(_images(3)):
-    frames.write_image(str(tmp_path / "sub" / f"{i}.png"), im)
+    images.write_image(str(tmp_path / "sub" / f"{i}.png"), im)
   mu, sigma, count = fid.folder_stats(str(tmp_path), extractor)
   assert count == 3 and mu.shape == (2048,) and sigma.shape == (2048, 2048)
   (tmp_path / "sub" / "broken.png").write_bytes(b"\x89PNG broken")

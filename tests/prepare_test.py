@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from array_record.python import array_record_module
 
+from cartoon_jax import images
 from cartoon_jax import input_pipeline as ip
 from data import prepare
 
@@ -68,13 +69,13 @@ def test_shard_layout_manifest_and_records(tmp_path):
     for s in manifest["domains"]["scenery_photo"]["shards"]
     for r in read_records(os.path.join(dst, s))
   ]
-  paths = ip.list_images(os.path.join(src, "scenery_photo"))
+  paths = images.list_images(os.path.join(src, "scenery_photo"))
   assert len(records) == len(paths)
   for record, path in zip(records, paths, strict=True):
     meta, data = ip.decode_record(record)
     assert meta == {"path": os.path.relpath(path, src), "height": 16, "width": 16}
-    want = ip.center_crop(ip.resize_short_side(ip.read_image(path), 16), 16)
-    np.testing.assert_array_equal(ip.decode_image(data), want)
+    want = ip.center_crop(ip.resize_short_side(images.read_image(path), 16), 16)
+    np.testing.assert_array_equal(images.decode_image(data), want)
   assert sorted(os.listdir(tmp_path)) == ["shards", "src"]  # no temporary folder left
 
 
@@ -87,7 +88,7 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
     "scenery_cartoon",
   }
   shard = os.path.join(dst, manifest["domains"]["scenery_photo"]["shards"][0])
-  sizes = [ip.decode_image(ip.decode_record(r)[1]).shape for r in read_records(shard)]
+  sizes = [images.decode_image(ip.decode_record(r)[1]).shape for r in read_records(shard)]
   # 0.png 20x30, deep.png 18x21, gray.png 21x18, sub/1.png 30x20
   assert sizes == [(12, 18, 3), (12, 14, 3), (14, 12, 3), (18, 12, 3)]
   batch = next(

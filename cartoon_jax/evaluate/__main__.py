@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from cartoon_jax import images
 from cartoon_jax.evaluate import frames as frames_lib
 
 
@@ -81,7 +82,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     frames_lib.check_new_file(args.save_stats, overwrite=args.overwrite)
   for path in [args.generated, *args.reference]:
     if not (path.endswith(".npz") and os.path.isfile(path)):
-      frames_lib.list_images_recursive(path)  # a clear error for a missing folder, before loading
+      images.list_images(path)  # a clear error for a missing folder, before loading
   variables = fid.load_inception(args.inception)
   extractor = fid.FeatureExtractor(variables, batch_size=args.batch_size, size=args.image_size)
   mu, sigma, count = fid.folder_stats(args.generated, extractor)

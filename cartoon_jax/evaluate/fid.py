@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import linalg
 
-from cartoon_jax.evaluate import frames as frames_lib
+from cartoon_jax import images
 from cartoon_jax.evaluate.inception import FID_SIZE, NUM_FEATURES, FIDInceptionV3, resize_matrix
 
 STATS_KEYS = ("mu", "sigma", "count")
@@ -147,9 +147,9 @@ def folder_stats(
   if os.path.isfile(folder) and folder.endswith(".npz"):
     mu, sigma = load_stats(folder)
     return mu, sigma, -1
-  files = frames_lib.list_images_recursive(folder)
+  files = images.list_images(folder)
   if len(files) < min_images:
     raise ValueError(f"{folder}: FID needs at least {min_images} images, found {len(files)}")
-  feats = extractor(lambda i: frames_lib.read_image(files[i]), len(files))
+  feats = extractor(lambda i: images.read_rgb8(files[i]), len(files))
   mu, sigma = statistics(feats)
   return mu, sigma, len(files)

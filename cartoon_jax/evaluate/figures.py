@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import cv2
 import numpy as np
 
+from cartoon_jax import images
 from cartoon_jax.evaluate import frames as frames_lib
 from cartoon_jax.evaluate.flow import FlowBackend
 from cartoon_jax.evaluate.warping import METRICS, error_map, occlusion_mask
@@ -231,17 +232,17 @@ def warping_heatmap_cli(args: argparse.Namespace) -> None:
     vmax=args.vmax,
     out_of_frame=not args.lai_mask_only,
   )
-  frames_lib.write_image(args.out, image)
+  images.write_image(args.out, image)
 
 
 def correlation_cli(args: argparse.Namespace) -> None:
   pairs = {
-    "photo": tuple(frames_lib.read_image(p) for p in args.photos),
-    "cartoon": tuple(frames_lib.read_image(p) for p in args.cartoons),
+    "photo": tuple(images.read_rgb8(p) for p in args.photos),
+    "cartoon": tuple(images.read_rgb8(p) for p in args.cartoons),
   }
   size = pairs["photo"][0].shape
   for name, (a, b) in pairs.items():
     if a.shape != size or b.shape != size:
       raise ValueError(f"{name} frames are {a.shape} and {b.shape}; all four must be {size}")
   image = correlation_figure(load_vgg16(args.vgg), pairs, args.points, layer=args.layer)
-  frames_lib.write_image(args.out, image)
+  images.write_image(args.out, image)

@@ -8,63 +8,16 @@ unless asked to.
 
 import json
 import os
-import tempfile
 from typing import Any
 
-import cv2
 import numpy as np
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".gif")
-
-
-def list_images(folder: str) -> list[str]:
-  """Image files directly in `folder` (by extension), sorted by name; no sub-folders."""
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f"folder not found: {folder}")
-  names = sorted(
-    n for n in os.listdir(folder) if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
-  )
-  return [os.path.join(folder, n) for n in names]
-
-
-def list_images_recursive(folder: str) -> list[str]:
-  """Image files anywhere under `folder` (by extension), sorted by relative path."""
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f"folder not found: {folder}")
-  out = []
-  for root, dirs, files in os.walk(folder):
-    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    out += [
-      os.path.join(root, n)
-      for n in sorted(files)
-      if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
-    ]
-  return out
-
-
-def read_image(path: str) -> np.ndarray:
-  """uint8 (H, W, 3) RGB of an image file; ValueError naming the file if it cannot be decoded."""
-  data = np.fromfile(path, np.uint8) if os.path.isfile(path) else None
-  if data is None:
-    raise FileNotFoundError(f"image not found: {path}")
-  image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-  if image is None:
-    raise ValueError(f"{path}: cannot decode the image (corrupt or unsupported format)")
-  return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def write_image(path: str, rgb: np.ndarray) -> None:
-  """Writes uint8 (H, W, 3) RGB to `path` (format from the extension), atomically."""
-  ext = os.path.splitext(path)[1].lower()
-  ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-  if not ok:
-    raise ValueError(f"{path}: cannot encode an image with extension {ext!r}")
-  _atomic_write(path, buf.tobytes())
+from cartoon_jax import images
 
 
 def is_video(path: str) -> bool:
-  return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
+  """Whether `path` is a file named like a video (images.VIDEO_EXTENSIONS)."""
+  return os.path.isfile(path) and path.lower().endswith(images.VIDEO_EXTENSIONS)
 
 
 def read_sequence(path: str) -> np.ndarray:
@@ -74,10 +27,10 @@ def read_sequence(path: str) -> np.ndarray:
   frame, frames of different sizes, or fewer than one frame.
   """
   if os.path.isdir(path):
-    files = list_images(path)
+    files = images.list_images(path, recursive=False)
     if not files:
       raise ValueError(f"{path}: no image files in the folder")
-    frames = [read_image(f) for f in files]
+    frames = [images.read_rgb8(f) for f in files]
     for f, frame in zip(files, frames, strict=True):
       if frame.shape != frames[0].shape:
         raise ValueError(
@@ -96,7 +49,7 @@ def read_sequence(path: str) -> np.ndarray:
 
 
 def _is_sequence_folder(path: str) -> bool:
-  return os.path.isdir(path) and bool(list_images(path))
+  return os.path.isdir(path) and bool(images.list_images(path, recursive=False))
 
 
 def sequences(path: str) -> dict[str, str]:
@@ -146,20 +99,6 @@ def paired_sequences(source: str, output: str) -> list[tuple[str, str, str]]:
   return [(name, src[name], out[name]) for name in src]
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
 def check_new_file(path: str, *, overwrite: bool) -> None:
   """FileExistsError if `path` exists and not `overwrite` (checked before any work is done)."""
   if os.path.exists(path) and not overwrite:
@@ -169,10 +108,10 @@ def check_new_file(path: str, *, overwrite: bool) -> None:
 def write_json(path: str, data: Any, *, overwrite: bool) -> None:
   """Writes `data` as indented JSON, atomically; refuses to replace a file unless `overwrite`."""
   check_new_file(path, overwrite=overwrite)
-  _atomic_write(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+  images.atomic_write(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def write_text(path: str, text: str, *, overwrite: bool) -> None:
   """Writes `text` atomically; refuses to replace a file unless `overwrite`."""
   check_new_file(path, overwrite=overwrite)
-  _atomic_write(path, text.encode())
+  images.atomic_write(path, text.encode())

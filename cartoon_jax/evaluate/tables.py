@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from cartoon_jax import images
 from cartoon_jax.evaluate import frames as frames_lib
 
 SOURCE_ROW = "Source Video"
@@ -106,11 +107,11 @@ def make_photo_outputs(
 ) -> None:
   """Cartoonizes every image under `photos` into `folder` (same tree, .png); keeps existing ones
   unless `fresh`."""
-  for src in frames_lib.list_images_recursive(photos):
+  for src in images.list_images(photos):
     rel = os.path.splitext(os.path.relpath(src, photos))[0] + ".png"
     dst = os.path.join(folder, rel)
     if fresh or not os.path.isfile(dst):
-      frames_lib.write_image(dst, generate(frames_lib.read_image(src)[None])[0])
+      images.write_image(dst, generate(images.read_rgb8(src)[None])[0])
 
 
 def make_video_outputs(
@@ -120,18 +121,18 @@ def make_video_outputs(
   for seq, path in frames_lib.sequences(videos).items():
     out_dir = os.path.join(folder, seq)
     src = frames_lib.read_sequence(path)
-    done = os.path.isdir(out_dir) and len(frames_lib.list_images(out_dir)) == len(src)
+    done = os.path.isdir(out_dir) and len(images.list_images(out_dir, recursive=False)) == len(src)
     if done and not fresh:
       continue
     out = generate(src)
     for i, frame in enumerate(out):
-      frames_lib.write_image(os.path.join(out_dir, f"{i:05d}.png"), frame)
+      images.write_image(os.path.join(out_dir, f"{i:05d}.png"), frame)
 
 
 def _reference_stats(folder: str, extractor: Any, cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
   from cartoon_jax.evaluate import fid
 
-  files = frames_lib.list_images_recursive(folder)
+  files = images.list_images(folder)
   key = _fingerprint_files(files)[:16] + f"_{extractor.size}"
   path = os.path.join(cache_dir, f"stats_{key}.npz")
   if os.path.isfile(path):
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
     raise ValueError("--photos needs --cartoons and --inception for the FID columns")
   for path in (args.photos, args.cartoons):
     if path:
-      frames_lib.list_images_recursive(path)
+      images.list_images(path)
   if args.videos:
     frames_lib.sequences(args.videos)
   runs = [parse_run(spec) for spec in args.runs]
@@ -168,8 +169,8 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
   fid_settings = warp_settings = None
   if args.photos:
     fid_settings = {
-      "photos": _fingerprint_files(frames_lib.list_images_recursive(args.photos)),
-      "cartoons": _fingerprint_files(frames_lib.list_images_recursive(args.cartoons)),
+      "photos": _fingerprint_files(images.list_images(args.photos)),
+      "cartoons": _fingerprint_files(images.list_images(args.cartoons)),
       "inception": _weights_fingerprint(args.inception),
     }
   if args.videos:
