@@ -1,6 +1,6 @@
 """Inference throughput: generator frames/s and the cost of video decode + encode around it.
 
-  /work/venv/bin/python bench/cartoonize.py [--bf16] [--repeats N]
+  PYTHONPATH=. python bench/cartoonize.py [--bf16] [--repeats N]
 
 Paper-size SSAGenerator (channels 32, 4 residual blocks, SSA patch 3) with random weights, run
 through `Cartoonizer` (uint8 frames in and out, host<->device copies included) after a warm-up call
@@ -11,27 +11,16 @@ give the ratio of video I/O time to model time per frame, all measured in this o
 import argparse
 import os
 import tempfile
-import time
 from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.timing import best_seconds
 from cartoon_jax import video_io
 from cartoon_jax.cartoonize import Cartoonizer
 from cartoon_jax.models.generator import SSAGenerator
-
-
-def _time(fn, repeats: int) -> float:
-  """Best-of-`repeats` seconds for fn() after one warm-up call."""
-  fn()
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    best = min(best, time.perf_counter() - t0)
-  return best
 
 
 def main() -> None:
@@ -53,7 +42,7 @@ def main() -> None:
     for batch in (1, 8):
       cartoonizer = Cartoonizer(variables, batch_size=batch, bf16=args.bf16)
       frames = rng.integers(0, 255, (batch, h, w, 3), np.uint8)
-      seconds = _time(lambda c=cartoonizer, f=frames: c(f), args.repeats)
+      seconds = best_seconds(cartoonizer, frames, repeats=args.repeats)
       per_frame[(h, w, batch)] = seconds / batch
       print(f"{w:>5}x{h:<4} {batch:>5} {seconds:8.3f} {batch / seconds:9.2f}")
 
@@ -67,8 +56,8 @@ def main() -> None:
         for f in clip:
           w.write(f)
 
-    encode_s = _time(encode, 1) / n
-    decode_s = _time(lambda: sum(1 for _ in video_io.iter_frames(path)), 1) / n
+    encode_s = best_seconds(encode, repeats=1) / n
+    decode_s = best_seconds(lambda: sum(1 for _ in video_io.iter_frames(path)), repeats=1) / n
   model_s = per_frame[(720, 1280, 8)]
   print(
     f"1280x720 per frame: decode {decode_s * 1e3:.1f} ms, encode {encode_s * 1e3:.1f} ms "

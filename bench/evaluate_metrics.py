@@ -1,6 +1,6 @@
 """Costs of the evaluation metrics, measured side by side in one run.
 
-  /work/venv/bin/python bench/evaluate_metrics.py [--height 480 --width 854] [--fid-dim 2048]
+  PYTHONPATH=. python bench/evaluate_metrics.py [--height 480 --width 854] [--fid-dim 2048]
 
 Warping error at DAVIS size: DIS (medium, ultrafast) and Farneback flow per frame pair vs our
 mask + warp + error per pair; E_short + E_long need 4 flows per frame (2 when i = 2). FID: host
@@ -20,16 +20,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import skimage.data  # noqa: E402
 
+from bench.timing import best_seconds  # noqa: E402
 from cartoon_jax.evaluate import fid, flow, warping  # noqa: E402
-
-
-def _time(fn, repeat: int) -> float:
-  fn()
-  t0 = time.perf_counter()
-  for _ in range(repeat):
-    out = fn()
-  jax.block_until_ready(out)
-  return (time.perf_counter() - t0) / repeat
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
     ("dis_ultrafast", flow.dis_backend("ultrafast")),
     ("farneback", flow.farneback_backend()),
   ):
-    results[name] = _time(lambda b=backend: b("x", frames, 0, 1), args.repeat)
+    results[name] = best_seconds(backend, "x", frames, 0, 1, repeats=args.repeat)
   backend = flow.dis_backend("medium")
   fw, bw = backend("x", frames, 0, 1), backend("x", frames, 1, 0)
 
@@ -57,7 +49,7 @@ def main() -> None:
     mask = warping.occlusion_mask(fw, bw)
     return warping.frame_error(frames[0], frames[1], fw, mask, metric="l1")
 
-  results["mask_warp_error"] = _time(ours, args.repeat)
+  results["mask_warp_error"] = best_seconds(ours, repeats=args.repeat)
   print(f"warping error at {w}x{h}, seconds per frame pair (one flow each):")
   for k, v in results.items():
     print(f"  {k:18s} {v * 1e3:8.1f} ms   {v / results['dis_medium']:5.2f}x DIS medium")
@@ -66,8 +58,8 @@ def main() -> None:
 
   extractor = fid.FeatureExtractor(fid.init_inception(0), batch_size=8)
   images = [frames[0]] * 8
-  resize = _time(lambda: fid.resize_for_inception(frames[0]), args.repeat)
-  forward = _time(lambda: extractor(images), max(1, args.repeat // 2)) / 8
+  resize = best_seconds(fid.resize_for_inception, frames[0], repeats=args.repeat)
+  forward = best_seconds(extractor, images, repeats=max(1, args.repeat // 2)) / 8
   print(f"FID features on {jax.devices()[0].platform}, per image ({w}x{h} -> 299, batch 8):")
   print(f"  host resize {resize * 1e3:.1f} ms, resize + Inception {forward * 1e3:.1f} ms "
         f"(resize {resize / forward:.1%} of it)")  # fmt: skip

@@ -1,6 +1,6 @@
 """SSAGenerator forward throughput (frames/s) at 256x256.
 
-  /work/venv/bin/python bench/generator.py [--batch 1 8] [--repeats N] [--bf16]
+  PYTHONPATH=. python bench/generator.py [--batch 1 8] [--repeats N] [--bf16]
 
 Paper-size generator (channels 32, 4 residual blocks, SSA patch 3) with random weights, jitted
 forward on device-resident input, best of N after a compiling warm-up. Also the plain-skip
@@ -10,7 +10,6 @@ baseline (ssa_patch_size=None) in the same run, so the SSA overhead shows as a r
 import argparse
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -18,17 +17,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.timing import best_seconds
 from cartoon_jax.models.generator import SSAGenerator
-
-
-def _time(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t0)
-  return best
 
 
 def random_params(model: SSAGenerator, x: jax.Array) -> dict:
@@ -55,7 +45,7 @@ def main() -> None:
     for patch in (3, None):
       model = SSAGenerator(ssa_patch_size=patch, dtype=dtype)
       params = random_params(model, x[:1])
-      times[patch] = _time(jax.jit(model.apply), params, x, repeats=args.repeats)
+      times[patch] = best_seconds(jax.jit(model.apply), params, x, repeats=args.repeats)
     print(
       f"batch {batch} {args.size}x{args.size}: SSA generator {batch / times[3]:7.1f} frames/s "
       f"({times[3] * 1e3:.1f} ms/batch) | plain skips {batch / times[None]:7.1f} frames/s | "

@@ -1,29 +1,19 @@
 """Guided filter cost: GF r=5 (the surface loss's blur) vs a 3x3 convolution of the same size.
 
-  /work/venv/bin/python bench/guided_filter.py [--batch 16] [--size 256] [--repeats 5]
+  PYTHONPATH=. python bench/guided_filter.py [--batch 16] [--size 256] [--repeats 5]
 
 Both forward and forward+backward, on (B, H, W, 3) float32 images, timed in this one run. The conv
 is a dense 3 -> 3 channel 3x3 lax.conv, the smallest conv layer such an image meets.
 """
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
+from bench.timing import best_seconds
 from cartoon_jax.ops.filtering import guided_filter
-
-
-def _best(fn, repeats: int) -> float:
-  fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return min(times)
 
 
 def main() -> None:
@@ -52,8 +42,8 @@ def main() -> None:
     fwd = jax.jit(fn)
     fwd_bwd = jax.jit(jax.grad(lambda y, f=fn: jnp.sum(f(y) ** 2)))
     results[name] = (
-      _best(lambda f=fwd: f(x).block_until_ready(), args.repeats),
-      _best(lambda f=fwd_bwd: f(x).block_until_ready(), args.repeats),
+      best_seconds(fwd, x, repeats=args.repeats),
+      best_seconds(fwd_bwd, x, repeats=args.repeats),
     )
     print(
       f"{name:>18}: forward {results[name][0] * 1e3:7.2f} ms, "

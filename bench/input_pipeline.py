@@ -1,7 +1,7 @@
 """Input pipeline throughput: batches/s from a dataset folder and from its ArrayRecord shards.
 
-  python bench/input_pipeline.py [--source DIR] [--image-size 256] [--batch 16] [--batches 30]
-                                 [--workers 0] [--large 1024]
+  PYTHONPATH=. python bench/input_pipeline.py [--source DIR] [--image-size 256] [--batch 16] \
+      [--batches 30] [--workers 0] [--large 1024]
 
 Default source: the bundled sample set (256x256 PNGs). A second set holds the same images enlarged
 to --large pixels as JPEG files (like camera photos or video frames), read from the folder with
@@ -19,7 +19,7 @@ import cv2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cartoon_jax import input_pipeline, sample_data  # noqa: E402
+from cartoon_jax import images, input_pipeline, sample_data  # noqa: E402
 from data import prepare  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def batches_per_s(source: str, *, batches: int, **kwargs) -> float:
 def enlarged_copy(source: str, dst: str, size: int) -> None:
   """Writes every image of `source` resized to size x size as a JPEG into the same layout."""
   for domain in input_pipeline.DOMAINS:
-    for path in input_pipeline.list_images(os.path.join(source, domain)):
+    for path in images.list_images(os.path.join(source, domain)):
       out = os.path.join(dst, os.path.relpath(path, source))
       os.makedirs(os.path.dirname(out), exist_ok=True)
       image = cv2.resize(cv2.imread(path), (size, size), interpolation=cv2.INTER_CUBIC)

@@ -1,6 +1,6 @@
 """PMC loss cost: exact global PMC vs the VGG16 passes it needs, and Gram form vs naive N x N maps.
 
-  /work/venv/bin/python bench/pmc.py [--size 256] [--batch 4] [--repeats 2] [--naive-batch 1]
+  PYTHONPATH=. python bench/pmc.py [--size 256] [--batch 4] [--repeats 2] [--naive-batch 1]
 
 Random-init VGG16 (timing does not depend on weight values), layers relu2_1, relu3_1, relu4_1.
 1. VGG16 forward on x, x' and on y, y' plus the backward to y, y' (what the training step needs for
@@ -14,27 +14,16 @@ All ratios are measured side by side in this one run.
 
 import argparse
 import functools
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.timing import best_seconds
 from cartoon_jax.losses import pmc
 from cartoon_jax.models.vgg import VGG16
 
 LAYERS = ("relu2_1", "relu3_1", "relu4_1")
-
-
-def _time(fn, repeats: int) -> float:
-  """Best-of-`repeats` seconds of fn() (blocked on its outputs) after one warm-up call."""
-  jax.block_until_ready(fn())
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - t0)
-  return best
 
 
 def main() -> None:
@@ -84,9 +73,9 @@ def main() -> None:
   for name, f in zip(LAYERS, s0, strict=True):
     n, m = f.shape[1] * f.shape[2], f.shape[3]
     print(f"  {name}: N={n} M={m} global form '{pmc.global_form(n, m)}'")
-  vgg_s = _time(lambda: vgg_pass(x, x2, y, y2), args.repeats)
-  global_s = _time(lambda: global_fn(s0, s1, t0, t1, None), args.repeats)
-  sampled_s = _time(lambda: sampled_fn(s0, s1, t0, t1, keys[2]), args.repeats)
+  vgg_s = best_seconds(vgg_pass, x, x2, y, y2, repeats=args.repeats)
+  global_s = best_seconds(global_fn, s0, s1, t0, t1, None, repeats=args.repeats)
+  sampled_s = best_seconds(sampled_fn, s0, s1, t0, t1, keys[2], repeats=args.repeats)
   print(f"VGG16 fwd (x, x', y, y') + bwd (y, y'):   {vgg_s:8.3f} s")
   print(f"PMC global exact fwd+bwd:                 {global_s:8.3f} s")
   print(f"PMC sampled_official fwd+bwd:             {sampled_s:8.3f} s")
@@ -103,7 +92,7 @@ def main() -> None:
     for form in ("gram", "direct"):
       layer = functools.partial(pmc.pmc_global_layer, form=form)
       fn = jax.jit(jax.value_and_grad(layer, argnums=(2, 3)))
-      times.append(_time(lambda fn=fn, a=a, bb=bb, c=c, d=d: fn(a, bb, c, d), args.repeats))
+      times.append(best_seconds(fn, a, bb, c, d, repeats=args.repeats))
       values.append(float(fn(a, bb, c, d)[0]))
     totals += times
     diff = abs(values[0] - values[1])

@@ -1,6 +1,6 @@
 """SSA forward+backward time relative to a 3x3 convolution of the same channels and size.
 
-  /work/venv/bin/python bench/ssa.py [--repeats N]
+  PYTHONPATH=. python bench/ssa.py [--repeats N]
 
 For (B, H, W, C) in (4, 128, 128, 64) and (4, 256, 256, 32): jitted grad (w.r.t. both inputs) of
 sum(f(q, k)^2) for f = our SSA (custom VJP over shifted views), for the plain stacked-views form
@@ -12,24 +12,14 @@ Target: SSA / conv <= 2.0.
 import argparse
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.timing import best_seconds
 from cartoon_jax.models.ssa import ssa
-
-
-def _time(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  best = float("inf")
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - t0)
-  return best
 
 
 def stacked_views_ssa(query: jax.Array, key: jax.Array, r: int = 3) -> jax.Array:
@@ -58,9 +48,9 @@ def main() -> None:
     k = jax.random.normal(k2, shape)
     kernel = jax.random.normal(k3, (3, 3, shape[-1], shape[-1])) * 0.05
     loss = lambda f: jax.jit(jax.grad(lambda a, b: jnp.sum(f(a, b) ** 2), argnums=(0, 1)))
-    t_ssa = _time(loss(ssa), q, k, repeats=args.repeats)
-    t_stack = _time(loss(stacked_views_ssa), q, k, repeats=args.repeats)
-    t_conv = _time(loss(conv3x3), q, kernel, repeats=args.repeats)
+    t_ssa = best_seconds(loss(ssa), q, k, repeats=args.repeats)
+    t_stack = best_seconds(loss(stacked_views_ssa), q, k, repeats=args.repeats)
+    t_conv = best_seconds(loss(conv3x3), q, kernel, repeats=args.repeats)
     print(
       f"{shape}: conv3x3 fwd+bwd {t_conv * 1e3:8.1f} ms | ssa {t_ssa * 1e3:8.1f} ms "
       f"(ratio {t_ssa / t_conv:.2f}) | stacked-views autodiff {t_stack * 1e3:8.1f} ms "

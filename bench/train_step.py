@@ -1,6 +1,6 @@
 """Main-phase train step: steps/s, model FLOP/s vs a large matmul, and time waiting for input.
 
-  python bench/train_step.py [--sizes 128 256] [--batch 4] [--steps 3]
+  PYTHONPATH=. python bench/train_step.py [--sizes 128 256] [--batch 4] [--steps 3]
 
 Everything is measured in one run on this machine: the step's FLOPs come from XLA's cost analysis
 of the compiled step; the matmul is an N x N float32 product timed on the same device, taken as the
