@@ -1,6 +1,6 @@
 """Superpixel target: on-device SLIC + colouring vs skimage SLIC + mean fill on the same batch.
 
-  /work/venv/bin/python bench/superpixel.py [--batch 16] [--size 256] [--repeats 3]
+  PYTHONPATH=. python bench/superpixel.py [--batch 16] [--size 256] [--repeats 3]
 
 The batch is built from the photos shipped in scikit-image (resized, in [-1, 1]). Device side:
 jit(superpixel_target(method='device')), without and with the connectivity clean-up. Host side:
@@ -10,6 +10,7 @@ the segment-mean PSNR of each.
 """
 
 import argparse
+import os
 import time
 
 import jax
@@ -74,6 +75,7 @@ def main() -> None:
 
   images = _photos(args.batch, args.size)
   x = jax.device_put(images)
+  load_before = os.getloadavg()[0]
   device_fn = jax.jit(superpixel_target)
   device_s = _best(lambda: device_fn(x).block_until_ready(), args.repeats)
   clean_fn = jax.jit(lambda y: superpixel_target(y, enforce_connectivity=True))
@@ -81,6 +83,7 @@ def main() -> None:
   host_s = _best(lambda: _host_target(images), args.repeats)
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
   print(f"batch {args.batch} x {args.size}x{args.size}")
+  print(f"1-min load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after timing")
   print(f"on-device SLIC + colouring:                {device_s * 1e3:8.1f} ms")
   print(f"on-device SLIC + connectivity + colouring: {clean_s * 1e3:8.1f} ms")
   print(f"skimage SLIC + mean fill (sequential):     {host_s * 1e3:8.1f} ms")
