@@ -260,23 +260,15 @@ def build_steps(
     dtype=compute_dtype(config),
   )
   generate = lambda params, photo: nets.generator.apply({"params": params}, photo)
-  # check_vma=False: the superpixel op's fixed-count lax loops start from constant carries, which
-  # the varying-axes checker rejects. Every P() output below is pmean'ed explicitly, and
-  # parallel_test checks 8 devices against 1.
   return {
     "pretrain": parallel.shard_step(
-      pre,
-      mesh,
-      in_specs=(REPLICATED, BATCH),
-      out_specs=(REPLICATED, REPLICATED),
-      check_vma=False,
+      pre, mesh, in_specs=(REPLICATED, BATCH), out_specs=(REPLICATED, REPLICATED)
     ),
     "train": parallel.shard_step(
       main,
       mesh,
       in_specs=(REPLICATED, BATCH, REPLICATED),
       out_specs=(REPLICATED, REPLICATED, BATCH),
-      check_vma=False,
     ),
     "generate": parallel.shard_step(
       generate, mesh, in_specs=(REPLICATED, BATCH), out_specs=BATCH, donate_argnums=()
