@@ -69,10 +69,10 @@ def test_config_builds(name):
 
 
 # The same compiled step as train_test's tiny runs (shared compilation cache): cheap by default.
-# The other rows each compile their own step.
+# The other rows each compile their own step: `-m slow` (CI runs them).
 RUNS = [
   pytest.param("ssa_pmc", "float32"),
-  pytest.param("demo", "float32"),
+  pytest.param("demo", "float32", marks=pytest.mark.slow),
   pytest.param("baseline", "float32", marks=pytest.mark.slow),
   pytest.param("ssa", "float32", marks=pytest.mark.slow),
   pytest.param("pmc", "float32", marks=pytest.mark.slow),

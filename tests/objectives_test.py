@@ -322,6 +322,7 @@ def test_pretrain_loss_is_pixel_l1(small):
   assert set(terms) == {"l1"} and float(terms["l1"]) == float(loss)
 
 
+@pytest.mark.slow
 def test_generator_loss_finite_at_256():
   g_params, variables, photo, cartoon, rng = _setup(256, batch=1, seed=1)
   start = time.perf_counter()

@@ -224,6 +224,7 @@ def test_resume_is_exact(straight_run, tmp_path):
     np.testing.assert_array_equal(batch_a[k], batch_b[k])
 
 
+@pytest.mark.slow
 def test_init_from_pretrain_run_and_from_npz_start_main_phase(straight_run, tmp_path):
   straight, outputs = straight_run
   for source in (straight, outputs["exported generator"]):
@@ -236,6 +237,7 @@ def test_init_from_pretrain_run_and_from_npz_start_main_phase(straight_run, tmp_
     assert [r["step"] for r in records] == [6] and "loss/g_total" in records[0]
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_stops(tmp_path, monkeypatch):
   config = tiny_config(pretrain_steps=1, steps=5)
   config.train.checkpoint_every_steps = 100
