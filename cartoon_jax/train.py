@@ -382,13 +382,14 @@ def train_and_evaluate(
   replicated = parallel.replicated(mesh)
   manager = checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
 
+  abstract_state = jax.eval_shape(state_fn)
   if manager.latest_step() is not None:
-    abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), mesh)
+    abstract = parallel.abstract_replicated(abstract_state, mesh)
     state = checkpointing.restore(manager, abstract_state=abstract, data_iter=data_iter)
   else:
     state = jax.jit(state_fn, out_shardings=replicated)()
     if config.init_from:
-      g_params = load_init_generator(config.init_from, jax.eval_shape(state_fn).g_params)
+      g_params = load_init_generator(config.init_from, abstract_state.g_params)
       state = state.replace(
         step=jax.device_put(jnp.int32(pretrain_steps), replicated),
         g_params=parallel.replicate(g_params, mesh),
