@@ -1,6 +1,5 @@
 """Weight converters (synthetic dicts, no torch), checked loading and the CLI."""
 
-import pathlib
 import re
 
 import jax
@@ -8,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import cartoon_jax
 from cartoon_jax import export, weights
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19
@@ -167,11 +165,3 @@ def test_cli_caffe_vgg19(tmp_path, capsys):
   assert export.load_meta(dst)["kind"] == "caffe_vgg19"
   assert main(["convert", "--kind", "caffe_vgg19", str(tmp_path / "nope.npy"), str(dst)]) == 1
   assert "nope.npy" in capsys.readouterr().err
-
-
-def test_allow_pickle_true_only_in_readers():
-  root = pathlib.Path(cartoon_jax.__file__).parent
-  users = sorted(
-    str(p.relative_to(root)) for p in root.rglob("*.py") if "allow_pickle=True" in p.read_text()
-  )
-  assert users == ["weights/readers.py"]

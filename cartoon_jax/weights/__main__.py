@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     meta = convert_file(args.kind, args.src, args.dst)
-  except (ValueError, FileNotFoundError, ImportError) as e:
+  except (ValueError, OSError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   print(f"wrote {args.dst} ({meta['kind']})")

@@ -1,14 +1,16 @@
 """Readers of pickle-based weight files into plain dicts of NumPy arrays.
 
-These are the only places that unpickle: torch.load(weights_only=True) for .pth/.ckpt (torch is
-imported here, lazily, and is not a runtime dependency) and np.load(allow_pickle=True) for the
-Caffe vgg19.npy. Run them only on files you trust.
+Nothing here runs code from a file: .pth/.ckpt go through torch.load(weights_only=True) (torch is
+imported here, lazily, and is not a runtime dependency); every other pickle, such as the Caffe
+vgg19.npy, through the restricted unpickler of `cartoon_jax.weights.safe_pickle`.
 """
 
 import os
 from typing import Any
 
 import numpy as np
+
+from cartoon_jax.weights import safe_pickle
 
 
 def _exists(path: str | os.PathLike) -> str:
@@ -41,9 +43,17 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def read_caffe_vgg19(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
-  """The authors' vgg19.npy (a pickled dict {'conv1_1': [kernel HWIO, bias], ...})."""
-  path = _exists(path)
-  data = np.load(path, encoding="latin1", allow_pickle=True)
+  """The authors' vgg19.npy (a Python 2 pickled dict {'conv1_1': [kernel HWIO, bias], ...})."""
+  path = os.fspath(path)
+  data = safe_pickle.load_npy(path, encoding="latin1")
+  layout = "a .npy holding a dict {layer name: [kernel, bias]}"
   if data.shape != () or not isinstance(data.item(), dict):
-    raise ValueError(f"{path}: expected a pickled dict of [kernel, bias] lists")
-  return {key: [np.asarray(a) for a in value] for key, value in data.item().items()}
+    raise ValueError(f"{path}: expected {layout}, got an array of shape {data.shape}")
+  out = {}
+  for key, value in data.item().items():
+    if not isinstance(value, list | tuple) or not all(isinstance(a, np.ndarray) for a in value):
+      raise ValueError(
+        f"{path}: key {key!r} holds {type(value).__name__}, expected [kernel, bias] arrays"
+      )
+    out[str(key)] = list(value)
+  return out
