@@ -236,6 +236,9 @@ class FrameReader:
     try:  # at end of stream ffmpeg exits by itself; a reader stopped early ends it
       self._proc.wait(timeout=0 if self._proc.stdout.peek(1) else 10)
     except (subprocess.TimeoutExpired, ValueError):
+      # Close the pipe first: ffmpeg blocked writing a frame into a full pipe never sees SIGTERM
+      # (its write restarts); with the pipe closed the write fails and it exits.
+      self._proc.stdout.close()
       self._proc.terminate()
       self._proc.wait()
     self._proc.stdout.close()

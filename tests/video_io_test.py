@@ -3,6 +3,7 @@
 import os
 import re
 import subprocess
+import time
 import wave
 from fractions import Fraction
 
@@ -160,6 +161,20 @@ def test_truncated_tail_decodes_the_head(tmp_path):
   n = sum(1 for _ in reader)
   assert 0 < n < 30
   assert reader.errors  # ffmpeg said what went wrong
+
+
+def test_reader_stopped_early_ends_ffmpeg(tmp_path):
+  """Frames larger than the pipe buffer: ffmpeg is blocked writing when the reader stops."""
+  path = str(tmp_path / "v.mp4")
+  _write(path, _frames(12, w=256, h=192), Fraction(25))
+  reader = video_io.FrameReader(path)
+  frames = iter(reader)
+  assert next(frames).shape == (192, 256, 3)
+  process = reader._proc
+  start = time.monotonic()
+  frames.close()
+  assert time.monotonic() - start < 5
+  assert process.poll() is not None and reader.frames_read == 1
 
 
 def test_not_a_video(tmp_path):
