@@ -53,6 +53,22 @@ def test_warping_root_writes_json_with_flow_settings(data, capsys):
   assert overall["output"]["e_long"] == pytest.approx(want)
 
 
+def test_warping_without_json_prints_the_result_to_stdout(data, capsys):
+  rc, out, err = _run(capsys, "warping", "--source", data / "src", "--output", data / "out")
+  assert rc == 0
+  result = json.loads(out)  # stdout holds the JSON only; the summary lines went to stderr
+  assert result["metric"] == "l1" and result["occlusion"]["out_of_frame"] is True
+  assert set(result["sequences"]) == {"a", "b"} and "overall" in err and "E_short" in err
+  rc, out, _ = _run(
+    capsys, "warping", "--source", data / "src" / "a", "--metric", "mse", "--lai-mask-only"
+  )
+  result = json.loads(out)
+  assert rc == 0 and result["metric"] == "mse" and result["occlusion"]["out_of_frame"] is False
+  with pytest.raises(SystemExit):  # the two mask options exclude each other
+    main(["warping", "--source", str(data / "src"), "--lai-mask-only", "--out-of-frame-mask"])
+  assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_warping_never_overwrites_silently(data, capsys):
   args = ["warping", "--source", data / "src" / "a", "--json", data / "w.json"]
   assert _run(capsys, *args)[0] == 0
@@ -204,10 +220,15 @@ def test_table_warping_rows_and_cache(data, capsys):
   md = (data / "res" / "paper_table2.md").read_text()
   assert "| Source Video |" in md and "| ours |" in md and "| flicker |" in md
   assert "flow: dis (preset=medium" in md and "synthetic (2 sequences" in md
+  # The paper's protocol by default: mse, Lai's mask exactly.
+  assert "error: mse over unoccluded" in md and "+ out-of-frame" not in md
   rows = (data / "res" / "paper_table2.csv").read_text().splitlines()
   assert rows[0] == "Method,E_short,E_long,flow,metric,dataset"
+  assert all(r.split(",")[4] == "mse" for r in rows[1:])
   values = {r.split(",")[0]: [float(v) for v in r.split(",")[1:3]] for r in rows[1:]}
   assert values["flicker"][0] > 5 * values["Source Video"][0]
+  cached = json.loads((data / "res" / "paper_eval" / "flicker" / "metrics.json").read_text())
+  assert cached["warping"]["settings"]["out_of_frame"] is False
   written = str(data / "res" / "paper_eval" / "ours" / "videos" / "a")
   assert len(images.list_images(written, recursive=False)) == N
   assert "no --photos given" in (data / "res" / "paper_table1.md").read_text()
@@ -221,6 +242,18 @@ def test_table_warping_rows_and_cache(data, capsys):
   )  # fmt: skip
   assert rc == 0 and "ours: warping error from cache" in err
   assert (data / "res" / "again_table2.csv").read_text().splitlines()[1:] == rows[1:]
+  # Opting back into the other settings recomputes (the cache keys on them) and says so.
+  rc, _, err = _run(
+    capsys, *args, "--out", data / "res" / "l1", "--workdir", data / "res" / "paper_eval",
+    "--metric", "l1", "--out-of-frame-mask",
+  )  # fmt: skip
+  assert rc == 0 and "from cache" not in err
+  md = (data / "res" / "l1_table2.md").read_text()
+  assert "error: l1 over unoccluded" in md and "motion boundary + out-of-frame" in md
+  l1_rows = (data / "res" / "l1_table2.csv").read_text().splitlines()
+  assert all(r.split(",")[4] == "l1" for r in l1_rows[1:])
+  l1 = {r.split(",")[0]: float(r.split(",")[1]) for r in l1_rows[1:]}
+  assert l1["flicker"] > values["flicker"][0]  # |e| > e^2 for errors below 1
 
 
 def test_table_errors(data, capsys):

@@ -1,15 +1,22 @@
 """python -m cartoon_jax.evaluate {warping,fid,table,figures} ...
 
-  warping  --source SRC [--output OUT] --json RESULT.json [--flow dis|farneback|precomputed]
+  warping  --source SRC [--output OUT] [--json RESULT.json] [--flow dis|farneback|precomputed]
   fid      --generated DIR --reference DIR [--reference DIR2] --inception INCEPTION.npz
   table    RUN... --photos DIR --cartoons DIR --videos DIR --inception INCEPTION.npz --out PREFIX
   figures  warping-heatmap ... | correlation ...
 
 SRC/OUT: a video, a folder of frames, or a root folder with one sub-folder (or video) per
-sequence (DAVIS layout). Result files are never replaced unless --overwrite is given.
+sequence (DAVIS layout). `warping` writes its JSON result to --json, or to stdout without it (the
+summary lines then go to stderr). Warping-error settings: `table` follows the protocol the paper
+cites (Lei et al. 2020, after Lai et al. 2018: --metric mse, Lai's occlusion mask exactly);
+`warping` and `figures` default to the |.| of the paper's eqs. 14-15 (--metric l1) and also mask
+pixels that move out of the frame. Either way --metric {l1,mse} and --lai-mask-only /
+--out-of-frame-mask choose.
+Result files are never replaced unless --overwrite is given.
 """
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,7 +29,9 @@ def _log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
-def _add_flow_args(p: argparse.ArgumentParser) -> None:
+def _add_flow_args(p: argparse.ArgumentParser, *, paper_protocol: bool = False) -> None:
+  """Flow, error metric and occlusion-mask options. paper_protocol: default to Lai et al.'s
+  protocol (mse, Lai's mask exactly), as `table` does; otherwise l1 and the out-of-frame mask."""
   from cartoon_jax.evaluate.flow import BACKENDS, DIS_PRESETS
   from cartoon_jax.evaluate.warping import METRICS
 
@@ -31,15 +40,26 @@ def _add_flow_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--dis-preset", default="medium", choices=sorted(DIS_PRESETS))
   p.add_argument(
     "--metric",
-    default="l1",
+    default="mse" if paper_protocol else "l1",
     choices=METRICS,
-    help="l1: mean |error| (paper eqs. 14-15); mse: Lai et al.'s mean squared error",
+    help="l1: mean |error| (paper eqs. 14-15); mse: Lai et al.'s mean squared error "
+    "(default: %(default)s)",
   )
-  p.add_argument(
+  mask = p.add_mutually_exclusive_group()
+  mask.add_argument(
     "--lai-mask-only",
-    action="store_true",
-    help="do not also mark pixels that move out of the frame as occluded",
+    dest="out_of_frame",
+    action="store_false",
+    help="Lai et al.'s occlusion mask exactly" + (" (the default here)" if paper_protocol else ""),
   )
+  mask.add_argument(
+    "--out-of-frame-mask",
+    dest="out_of_frame",
+    action="store_true",
+    help="also mark pixels that move out of the frame as occluded"
+    + ("" if paper_protocol else " (the default here)"),
+  )
+  p.set_defaults(out_of_frame=not paper_protocol)
 
 
 def _backend(args: argparse.Namespace):
@@ -51,25 +71,31 @@ def _backend(args: argparse.Namespace):
 def cmd_warping(args: argparse.Namespace) -> int:
   from cartoon_jax.evaluate.warping import evaluate_paths
 
-  frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+  if args.json:
+    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
   outputs = {args.name: args.output} if args.output else {}
   result = evaluate_paths(
     args.source,
     outputs,
     _backend(args),
     metric=args.metric,
-    out_of_frame=not args.lai_mask_only,
+    out_of_frame=args.out_of_frame,
     crop_source=args.crop_source,
     log=_log,
   )
-  print(f"flow: {result['flow']['backend']}, metric: {args.metric}")
+  # Without --json the result goes to stdout as JSON, so the summary goes to stderr.
+  say = print if args.json else _log
+  say(f"flow: {result['flow']['backend']}, metric: {args.metric}")
   for seq, values in result["sequences"].items():
     for name, v in values.items():
-      print(f"{seq:24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
+      say(f"{seq:24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
   for name, v in result["overall"].items():
-    print(f"{'overall':24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
-  frames_lib.write_json(args.json, result, overwrite=args.overwrite)
-  print(f"wrote {args.json}")
+    say(f"{'overall':24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
+  if args.json:
+    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    print(f"wrote {args.json}")
+  else:
+    print(json.dumps(result, indent=2))
   return 0
 
 
@@ -142,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     action="store_true",
     help="crop source frames top-left to the output size (the authors' 848x480 DAVIS crop)",
   )
-  p.add_argument("--json", required=True, help="result file (JSON)")
+  p.add_argument("--json", help="result file (JSON); without it the JSON goes to stdout")
   _add_flow_args(p)
   p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
   p.set_defaults(func=cmd_warping)
@@ -174,8 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   tables.add_arguments(p)
-
-  _add_flow_args(p)
+  _add_flow_args(p, paper_protocol=True)
   p.set_defaults(func=cmd_table)
 
   from cartoon_jax.evaluate import figures

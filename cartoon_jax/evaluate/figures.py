@@ -226,7 +226,7 @@ def warping_heatmap_cli(args: argparse.Namespace) -> None:
     frame=args.frame,
     metric=args.metric,
     vmax=args.vmax,
-    out_of_frame=not args.lai_mask_only,
+    out_of_frame=args.out_of_frame,
   )
   images.write_image(args.out, image)
 

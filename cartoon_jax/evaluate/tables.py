@@ -1,13 +1,17 @@
 """The paper's Table 1 (FID to cartoon / to photo) and Table 2 (E_short / E_long) for several runs.
 
   python -m cartoon_jax.evaluate table RUN... --photos DIR --cartoons DIR --videos SRC \\
-      --inception inception_fid.npz --out results/paper [--flow dis] [--workdir results/eval]
+      --inception inception_fid.npz --out results/paper [--flow dis] [--workdir results/eval] \\
+      [--metric mse|l1] [--lai-mask-only | --out-of-frame-mask]
 
 RUN is a training workdir or an exported generator .npz (named after its file/folder), NAME=RUN
 to name it, or NAME=outputs:DIR for results made elsewhere (DIR/photos/<same tree as --photos>,
 DIR/videos/<sequence>/ frames), e.g. other methods' outputs. --photos: the test photos (generator
 input, and the reference of "FID to photo"); --cartoons: the reference cartoon images ("FID to
 cartoon"); --videos: the source video, frame folder or DAVIS-style root for the warping error.
+The warping error follows, by default, the protocol the paper cites (Lei et al. 2020, after Lai
+et al. 2018): mean squared error (--metric mse) with Lai's occlusion mask exactly; --metric l1 and
+--out-of-frame-mask choose the `warping` command's defaults instead.
 
 Everything generated is cached under --workdir (default PREFIX_eval/): <name>/photos/,
 <name>/videos/<sequence>/%05d.png, <name>/metrics.json, the source video's own error and the
@@ -181,7 +185,7 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
       "videos": os.path.abspath(args.videos),
       "flow": backend.describe(),
       "metric": args.metric,
-      "out_of_frame": not args.lai_mask_only,
+      "out_of_frame": args.out_of_frame,
     }
 
   metrics: dict[str, dict[str, Any]] = {}
@@ -256,7 +260,7 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
         needs_warping,
         backend,
         metric=args.metric,
-        out_of_frame=not args.lai_mask_only,
+        out_of_frame=args.out_of_frame,
         include_source=need_source,
         log=log,
       )
@@ -346,7 +350,7 @@ def render(
       f"flow: {flow['backend']} ({settings}); not comparable with numbers from another flow "
       "(the paper used RAFT)",
       f"error: {args.metric} over unoccluded pixels in [0, 1]; occlusion: Lai et al. "
-      f"forward-backward + motion boundary{'' if args.lai_mask_only else ' + out-of-frame'}",
+      f"forward-backward + motion boundary{' + out-of-frame' if args.out_of_frame else ''}",
       f"dataset: {dataset} ({num_sequences} sequences, {args.videos})",
     ]
   else:
