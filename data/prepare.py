@@ -171,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   crop = parser.add_mutually_exclusive_group()
   crop.add_argument("--center-crop", dest="keep_aspect", action="store_false", help="(default)")
   crop.add_argument("--keep-aspect", dest="keep_aspect", action="store_true")
+  # Both flags write keep_aspect and argparse takes the first one's default (True for
+  # store_false): state the default once, here.
+  parser.set_defaults(keep_aspect=False)
   parser.add_argument("--format", choices=("png", "jpeg"), default="png")
   parser.add_argument("--jpeg-quality", type=int, default=95)
   parser.add_argument("--images-per-shard", type=int, default=1000)

@@ -97,6 +97,19 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
   assert batch["photo"].shape == (2, 12, 12, 3)
 
 
+@pytest.mark.parametrize("flags, want", [([], "center_crop"), (["--center-crop"], "center_crop"),
+                                         (["--keep-aspect"], "keep_aspect")])  # fmt: skip
+def test_cli_crop_flags_and_default_on_a_non_square_image(tmp_path, flags, want):
+  src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})  # 20x30 cartoon
+  dst = tmp_path / "shards"
+  assert prepare.main([src, str(dst), "--image-size", "10", *flags]) == 0
+  manifest = json.loads((dst / "dataset.json").read_text())
+  assert manifest["resize"] == want
+  (record,) = read_records(str(dst / manifest["domains"]["scenery_cartoon"]["shards"][0]))
+  shape = images.decode_image(ip.decode_record(record)[1]).shape
+  assert shape == ((10, 10, 3) if want == "center_crop" else (10, 15, 3))
+
+
 def test_jpeg_format_is_close(tmp_path):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})
   for i, domain in enumerate(("scenery_photo", "scenery_cartoon")):  # smooth images for JPEG
