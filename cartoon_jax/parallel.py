@@ -5,6 +5,7 @@ leading dimension (P('data')); params, optimizer states and spectral-norm stats 
 replicated (P()).
 """
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,19 +16,27 @@ from jax.sharding import PartitionSpec as P
 
 AXIS = "data"
 
-_distributed_initialized = False
+ENV_NUM_PROCESSES, ENV_PROCESS_ID = "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
 
 
 def initialize_distributed() -> None:
   """Calls `jax.distributed.initialize()` once (multi-host runs); must precede any device use.
 
-  With no arguments JAX reads the cluster from the environment (Cloud TPU, Slurm, Kubernetes, or
-  JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID on plain GPU clusters).
+  JAX finds Cloud TPU, Slurm and Kubernetes clusters by itself and reads JAX_COORDINATOR_ADDRESS
+  from the environment, but not the process count and id: on a plain cluster (or several
+  processes on one machine) they come from JAX_NUM_PROCESSES and JAX_PROCESS_ID, passed here.
   """
-  global _distributed_initialized
-  if not _distributed_initialized:
-    jax.distributed.initialize()
-    _distributed_initialized = True
+  if jax.distributed.is_initialized():
+    return
+  kwargs = {}
+  for name, key in ((ENV_NUM_PROCESSES, "num_processes"), (ENV_PROCESS_ID, "process_id")):
+    value = os.environ.get(name)
+    if value is not None:
+      try:
+        kwargs[key] = int(value)
+      except ValueError:
+        raise ValueError(f"{name}={value!r} must be an integer") from None
+  jax.distributed.initialize(**kwargs)
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
