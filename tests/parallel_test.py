@@ -220,3 +220,22 @@ def test_train_steps_on_8_devices_equal_1_device():
   for check in ("g_opt_state", "d_opt_state", "g_params update", "d_params update"):
     assert bug[check] >= 50, (check, bug[check])
   assert int(ref[-1][0].step) == 2 and float(ref[-1][1]["loss/g_total"]) > 0
+
+
+def test_initialize_distributed_passes_process_count_and_id_from_the_environment(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+  monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+  monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+  parallel.initialize_distributed()  # TPU / Slurm / Kubernetes: JAX detects everything
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.setenv("JAX_PROCESS_ID", "1")
+  parallel.initialize_distributed()
+  assert calls == [{}, {"num_processes": 2, "process_id": 1}]
+  monkeypatch.setenv("JAX_PROCESS_ID", "one")
+  with pytest.raises(ValueError, match="JAX_PROCESS_ID='one'"):
+    parallel.initialize_distributed()
+  monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
+  parallel.initialize_distributed()
+  assert len(calls) == 2
