@@ -20,7 +20,7 @@ def test_runs_share_one_pretrain_and_cover_the_table():
     "ssa_pmc_s0_randomvgg",
   ]  # fmt: skip
   plan = ablation.Plan()
-  configs = {r.name: ablation.run_config(r, plan, pretrain_dir="P") for r in ablation.runs(plan)}
+  configs = {r.name: ablation.run_config(r, plan, pretrained="P") for r in ablation.runs(plan)}
   for name, c in configs.items():
     assert c.data.source == "sample" and c.train.pretrain_steps == plan.pretrain_steps
     assert c.init_from == ("" if name == "pretrain" else "P")
