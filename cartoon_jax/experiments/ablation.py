@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -130,8 +131,12 @@ def run_config(run: Run, plan: Plan, *, pretrained: str) -> Any:
 
 def train_all(plan: Plan, out: str) -> dict[str, str]:
   """Trains (or resumes, or finds finished) every run; {run name: its exported generator}."""
+  import jax
+
   from cartoon_jax import export, train
 
+  # As many devices as split the batch evenly (all of them where the batch allows).
+  devices = jax.devices()[: math.gcd(plan.batch, jax.device_count())]
   pretrained = os.path.join(out, "runs", PRETRAIN, "generator.npz")
   exported = {}
   for run in runs(plan):
@@ -143,7 +148,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
     # (docs/results/) are reused as they are.
     if not (os.path.isfile(path) and export.load_meta(path).get("step") == total):
       start = time.perf_counter()
-      path = train.train_and_evaluate(config, workdir)["exported generator"]
+      path = train.train_and_evaluate(config, workdir, devices=devices)["exported generator"]
       log.info("%s: trained in %.0f s", run.name, time.perf_counter() - start)
     if run.variant != PRETRAIN:
       exported[run.name] = path
