@@ -92,7 +92,10 @@ def main(argv: Sequence[str]) -> None:
 
   from cartoon_jax import train
 
-  outputs = train.train_and_evaluate(config, _WORKDIR.value)
+  try:
+    outputs = train.train_and_evaluate(config, _WORKDIR.value)
+  except (FloatingPointError, ValueError, FileNotFoundError) as e:
+    sys.exit(f"launch.py: error: {e}")  # one line: the step, key, file or value
   if jax.process_index() == 0:
     for name, path in outputs.items():
       print(f"{name}: {path}")
