@@ -162,7 +162,10 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
     # (docs/results/) are reused as they are.
     if not (os.path.isfile(path) and export.load_meta(path).get("step") == total):
       start = time.perf_counter()
-      path = train.train_and_evaluate(config, workdir, devices=devices)["exported generator"]
+      outputs = train.train_and_evaluate(config, workdir, devices=devices)
+      if "exported generator" not in outputs:  # SIGTERM: checkpointed at the current step
+        raise InterruptedError(f"{run.name} stopped early; the same command resumes it")
+      path = outputs["exported generator"]
       log.info("%s: trained in %.0f s", run.name, time.perf_counter() - start)
     if run.variant != PRETRAIN:
       exported[run.name] = path
@@ -491,7 +494,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   _write_json(plan_path, dataclasses.asdict(plan) | {"seeds": list(plan.seeds)})
-  generators = train_all(plan, args.out)
+  try:
+    generators = train_all(plan, args.out)
+  except InterruptedError as e:
+    print(f"stopped: {e}", file=sys.stderr)
+    return 3
   results = evaluate(plan, args.out, generators)
   command = "python -m cartoon_jax.experiments.ablation " + " ".join(
     sys.argv[1:] if argv is None else argv
