@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax.models.vgg import VGG16
+from cartoon_jax.models.vgg import VGG16, WIDTHS
 from cartoon_jax.weights import check, load_vgg
 from cartoon_jax.weights.convert import LPIPS_LAYERS
 
@@ -24,9 +24,8 @@ NORM_EPS = 1e-10
 
 def heads_like() -> dict[str, Any]:
   """Shapes of the LPIPS heads: {'lin{j}': {'kernel': (1, 1, C_j, 1)}}."""
-  widths = (64, 128, 256, 512, 512)
   return {f"lin{j}": {"kernel": jax.ShapeDtypeStruct((1, 1, c, 1), jnp.float32)}
-          for j, c in enumerate(widths)}  # fmt: skip
+          for j, c in enumerate(WIDTHS)}  # fmt: skip
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
