@@ -53,12 +53,13 @@ def test_fast_mode_end_to_end_and_resume(tmp_path, monkeypatch):
   results = json.loads((out / "results.json").read_text())
   names = ["baseline_s0", "ssa_s0", "pmc_s0", "ssa_pmc_s0", "ssa_pmc_s0_randomvgg"]
   for protocol in ("lai", "default_mask"):
-    for clip in ("carphone", "bigbuckbunny"):
+    for clip in ("carphone", "bigbuckbunny", "pan_hopper", "zoom_camera"):
       assert set(results["warping"][protocol][clip]) == {"source", *names}
   for name in names:
     style = results["style"][name]
     assert style["fd_cartoon"] >= 0 and style["lpips_carphone"] > 0
   assert {e["with"] for e in results["pmc_effect"]} == {"pmc", "ssa_pmc"}
+  assert len(results["pmc_effect"]) == 2 * 4  # both pairs on every clip
   table = (out / "results.md").read_text()
   assert "Lai et al.'s protocol" in table and "ssa_pmc_s0_randomvgg" in table
   for name in ("figure.png", "curves.png"):
@@ -68,6 +69,8 @@ def test_fast_mode_end_to_end_and_resume(tmp_path, monkeypatch):
   for name in ["pretrain", *names]:
     shutil.rmtree(out / "runs" / name / "checkpoints")
   stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/generator.npz")}
+  stamps |= {p: p.stat().st_mtime for p in (out / "eval").glob("**/outputs/*/*/00000.png")}
+  assert len(stamps) == 1 + len(names) * (1 + 4)
   assert ablation.main(args) == 0
   assert {p: p.stat().st_mtime for p in stamps} == stamps
   assert not (out / "runs" / "pmc_s0" / "checkpoints").exists()
