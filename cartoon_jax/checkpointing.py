@@ -4,6 +4,7 @@ A checkpoint step folder WORKDIR/checkpoints/<step>/ holds three items: `state` 
 pytree), `data_iter` (the grain iterator position) and `config` (the run's config as JSON).
 """
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -70,19 +71,38 @@ def restore(
 ) -> Any:
   """Restores the train state (shaped/sharded like `abstract_state`) and, in place, the iterator.
 
-  `step` defaults to the latest checkpoint. Returns the restored state.
+  `step` defaults to the latest checkpoint. A checkpoint written by another number of processes
+  restores too (see `_iterator_state_for_new_topology`). Returns the restored state.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {manager.directory}")
-  restored = manager.restore(
-    step,
-    args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state),
-      data_iter=grain.checkpoint.CheckpointRestore(data_iter),
-    ),
-  )
+  iter_dir = os.path.join(str(manager.directory), str(step), "data_iter")
+  own = os.path.join(iter_dir, f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+  args = {"state": ocp.args.StandardRestore(abstract_state)}
+  if os.path.isfile(own):
+    args["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
+  restored = manager.restore(step, args=ocp.args.Composite(**args))
+  if not os.path.isfile(own):
+    try:
+      data_iter.set_state_from_processes(_saved_iterator_states(iter_dir))
+    except ValueError as e:
+      raise ValueError(f"{iter_dir}: {e}") from None
   return restored["state"]
+
+
+def _saved_iterator_states(iter_dir: str) -> list[dict[str, Any]]:
+  """The per-process iterator states grain wrote into `iter_dir` (`process_{i}-of-{n}.json`)."""
+  names = sorted(
+    n for n in os.listdir(iter_dir) if n.startswith("process_") and n.endswith(".json")
+  )
+  if not names:
+    raise FileNotFoundError(f"{iter_dir}: no iterator state (process_*-of-*.json)")
+  states = []
+  for name in names:
+    with open(os.path.join(iter_dir, name)) as f:
+      states.append(json.load(f))
+  return states
 
 
 def _numpy_target(metadata: Any) -> Any:

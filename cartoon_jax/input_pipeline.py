@@ -322,6 +322,12 @@ def batch_plan(batch_index: int, *, face_every: int, has_faces: bool) -> tuple[i
   return 0, cycle * (face_every - 1) + r
 
 
+def process_rows(global_batch_size: int, *, process_index: int, process_count: int) -> range:
+  """The rows [p*b, (p+1)*b) of every global batch that process p decodes, b = global / count."""
+  b = global_batch_size // process_count
+  return range(process_index * b, (process_index + 1) * b)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class _BatchLoader:
   """Maps a global batch index to this process's rows of that batch (picklable)."""
@@ -360,8 +366,12 @@ class _BatchLoader:
     photo_domain, cartoon_domain = f"{prefix}_photo", f"{prefix}_cartoon"
     num_photos, num_cartoons = len(self.readers[photo_domain]), len(self.readers[cartoon_domain])
     photos, cartoons, skipped = [], [], []
-    first = n * self.global_batch_size + self.process_index * self.local_batch_size
-    for g in range(first, first + self.local_batch_size):
+    rows = process_rows(
+      self.global_batch_size,
+      process_index=self.process_index,
+      process_count=self.global_batch_size // self.local_batch_size,
+    )
+    for g in (n * self.global_batch_size + r for r in rows):
       p, c = pair_indices(
         g, num_photos=num_photos, num_cartoons=num_cartoons, seed=self.seed, kind=kind
       )
@@ -431,6 +441,22 @@ class SkipCountingIterator(grain.DatasetIterator):
   def set_state(self, state: dict[str, Any]) -> None:
     self._parent.set_state(state["parent"])
     self._skipped = set(state["skipped"])
+
+  def set_state_from_processes(self, states: Sequence[dict[str, Any]]) -> None:
+    """Sets the position from the states of every process of a run with another process count.
+
+    Every process walks the same global batch indices and decodes only its rows of each batch,
+    so all positions are equal and serve any process; the skipped files are merged. ValueError
+    if the positions differ.
+    """
+    if any(s["parent"] != states[0]["parent"] for s in states):
+      raise ValueError(
+        f"the {len(states)} saved iterator positions differ; cannot resume on another number "
+        "of processes"
+      )
+    self.set_state(
+      {"parent": states[0]["parent"], "skipped": [f for s in states for f in s["skipped"]]}
+    )
 
 
 # ------------------------------------------------------------------------------------------------

