@@ -50,7 +50,8 @@ class Cartoonizer:
   shared pixels, blended); without it, a frame that does not fit in device memory falls back to
   tiles on its own. guided_filter: (r, eps) post-processing as in White-box, e.g. (1, 5e-3).
   max_side: downscale frames whose longer side exceeds it first (area filter); the output then
-  has the downscaled size, otherwise the input size.
+  has the downscaled size, otherwise the input size. ValueError naming `source` (the weights'
+  file) if the params do not fit the generator `meta` describes.
   """
 
   def __init__(
@@ -64,7 +65,9 @@ class Cartoonizer:
     tile_overlap: int = 64,
     guided_filter: tuple[int, float] | None = None,
     max_side: int | None = None,
+    source: str = "generator weights",
   ):
+    from cartoon_jax import weights
     from cartoon_jax.models.generator import SSAGenerator
 
     meta = {**DEFAULT_META, **(meta or {})}
@@ -94,6 +97,8 @@ class Cartoonizer:
     self.tile_overlap = tile_overlap
     self.guided_filter = guided_filter
     self.max_side = max_side
+    like = jax.eval_shape(self.model.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+    weights.check(self.variables, like={"params": like["params"]}, source=source)
     self._forward = _forward_fn(self.model, guided_filter)
 
   def output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -581,7 +586,10 @@ def cartoonize(
     ext = (".gif",) if kind == "video" else ()
     _check_output_file(preview, extensions=ext + _IMAGE_OUTPUTS, overwrite=overwrite)
 
-  info = video_io.probe(input_path) if kind == "video" else None  # fails before the model loads
+  # An unreadable input fails here, before the model loads.
+  info = video_io.probe(input_path) if kind == "video" else None
+  if kind == "image":
+    images.read_rgba8(input_path)
   if cartoonizer is None:
     if params is None:
       params, loaded_meta = load_weights(params_path=params_path, checkpoint=checkpoint)
@@ -595,6 +603,7 @@ def cartoonize(
       tile_overlap=tile_overlap,
       guided_filter=guided_filter,
       max_side=max_side,
+      source=params_path or checkpoint or "generator weights",
     )
 
   if kind == "video":

@@ -15,6 +15,10 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
+# OpenCV logs its own [ WARN ] / [ERROR] lines for damaged files; every decode failure here raises
+# a ValueError naming the file instead, so those lines would only repeat it, unformatted.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 # Files read as images (by name); `.pgm` holds grayscale only, so RGB cannot be written to it.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # Files taken as videos (by name) where a folder mixes sequences.
