@@ -6,15 +6,12 @@ pytree), `data_iter` (the grain iterator position) and `config` (the run's confi
 
 import json
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-
-from cartoon_jax import export
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_NAME = "generator.npz"
@@ -145,45 +142,3 @@ def restore_on_host(path: str, *, step: int | None = None) -> tuple[dict[str, An
       ),
     )
   return restored["state"], dict(restored["config"]), int(step)
-
-
-def generator_meta(generator_config: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-  """Export metadata of a generator from config.model.generator (ssa_patch_size 0 -> None).
-
-  {'model': 'SSAGenerator', 'channels', 'num_blocks', 'ssa_patch_size'} plus `extra` (e.g. step);
-  the same keys as `cartoon_jax.cartoonize` reads.
-  """
-  return {
-    "model": "SSAGenerator",
-    "channels": int(generator_config["channels"]),
-    "num_blocks": int(generator_config["num_blocks"]),
-    "ssa_patch_size": int(generator_config["ssa_patch_size"] or 0) or None,
-    **extra,
-  }
-
-
-def load_generator(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-  """The generator of a run, for inference.
-
-  Args:
-    path: a training workdir (its latest checkpoint is used, else its exported generator.npz), a
-      checkpoints/ folder, or an exported generator .npz file.
-
-  Returns:
-    (params, meta): params is the generator's 'params' collection (apply with {'params': params});
-    meta is `generator_meta(...)`: 'model', 'channels', 'num_blocks', 'ssa_patch_size', 'step'.
-  """
-  if os.path.isfile(path):
-    return _load_export(path)
-  directory = checkpoint_dir(path)
-  if os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory)):
-    state, config, step = restore_on_host(directory)
-    return state["g_params"], generator_meta(config["model"]["generator"], step=step)
-  exported = os.path.join(path, EXPORT_NAME)
-  if os.path.isfile(exported):
-    return _load_export(exported)
-  raise FileNotFoundError(f"{path}: no checkpoint under {directory} and no {EXPORT_NAME}")
-
-
-def _load_export(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-  return export.load_params(path)["params"], export.load_meta(path)

@@ -20,7 +20,16 @@ import ml_collections as mlc
 import numpy as np
 import optax
 
-from cartoon_jax import checkpointing, export, input_pipeline, losses, parallel, reporting, weights
+from cartoon_jax import (
+  checkpointing,
+  export,
+  generator_io,
+  input_pipeline,
+  losses,
+  parallel,
+  reporting,
+  weights,
+)
 from cartoon_jax import train_state as ts
 from cartoon_jax.models.discriminator import PatchDiscriminator
 from cartoon_jax.models.generator import SSAGenerator
@@ -42,19 +51,12 @@ def compute_dtype(config: mlc.ConfigDict) -> jnp.dtype:
   return DTYPES[config.compute_dtype]
 
 
-def generator_kwargs(config: mlc.ConfigDict) -> dict[str, Any]:
-  """SSAGenerator keyword arguments from `config.model.generator` (patch size 0 -> no SSA)."""
-  meta = checkpointing.generator_meta(config.model.generator)
-  del meta["model"]
-  return meta
-
-
 def build_nets(config: mlc.ConfigDict) -> losses.Nets:
   """The four networks of the losses, computing in `config.compute_dtype`."""
   dtype = compute_dtype(config)
   disc = PatchDiscriminator(channels=config.model.discriminator.channels, dtype=dtype)
   return losses.Nets(
-    generator=SSAGenerator(**generator_kwargs(config), dtype=dtype),
+    generator=SSAGenerator(**generator_io.settings_from(config.model.generator), dtype=dtype),
     disc_surface=disc,
     disc_texture=disc,
     vgg19=VGG19(),
@@ -313,19 +315,17 @@ def make_state_fn(config: mlc.ConfigDict, nets: losses.Nets, optim: Mapping[str,
   )
 
 
-def load_init_generator(path: str, like: Any) -> Any:
-  """Generator params from a pretrain run (workdir/checkpoints folder) or a generator .npz."""
-  if os.path.isfile(path):
-    return weights.load_checked(path, like={"params": like})["params"]
-  state, _, step = checkpointing.restore_on_host(path)
-  params = state["g_params"]
-  want = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), like)
-  got = jax.tree.map(lambda x: (tuple(x.shape), str(x.dtype)), params)
-  if want != got:
+def load_init_generator(path: str, config: mlc.ConfigDict) -> Any:
+  """Generator params to start from: `generator_io.load(path)`, whose settings must be the
+  config's (ValueError naming both otherwise)."""
+  generator = generator_io.load(path)
+  want = generator_io.settings_from(config.model.generator)
+  if generator.settings != want:
     raise ValueError(
-      f"init_from={path} (step {step}): generator params do not match config.model.generator"
+      f"init_from={path}: generator settings {generator.settings} differ from "
+      f"config.model.generator {want}"
     )
-  return params
+  return generator.variables["params"]
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -416,7 +416,7 @@ def train_and_evaluate(
   else:
     state = jax.jit(state_fn, out_shardings=replicated)()
     if config.init_from:
-      g_params = load_init_generator(config.init_from, abstract_state.g_params)
+      g_params = load_init_generator(config.init_from, config)
       state = state.replace(
         step=jax.device_put(jnp.int32(pretrain_steps), replicated),
         g_params=parallel.replicate(g_params, mesh),
@@ -515,7 +515,7 @@ def train_and_evaluate(
   if step == total_steps:
     path = os.path.join(workdir, checkpointing.EXPORT_NAME)
     if is_main:
-      meta = checkpointing.generator_meta(config.model.generator, step=step)
+      meta = generator_io.export_meta(generator_io.settings_from(config.model.generator), step=step)
       export.save_params({"params": jax.tree.map(_host, state.g_params)}, path, meta=meta)
     outputs["exported generator"] = path
   manager.close()

@@ -15,18 +15,18 @@ import pytest
 import skimage.data
 
 from cartoon_jax import cartoonize as cz
-from cartoon_jax import export, images, video_io
+from cartoon_jax import export, generator_io, images, video_io
+from cartoon_jax.cartoonize import __main__ as cli
+from cartoon_jax.cartoonize import engine
 from cartoon_jax.models.generator import SSAGenerator
 
 # Plain skips keep compilation fast here; the tiling test uses SSA and the paper's depth.
-TINY = {"model": "SSAGenerator", "channels": 8, "num_blocks": 1, "ssa_patch_size": None}
+TINY = {"channels": 8, "num_blocks": 1, "ssa_patch_size": 0}
 FPS = Fraction(30000, 1001)
 
 
-def _model(meta: dict) -> SSAGenerator:
-  return SSAGenerator(
-    channels=meta["channels"], num_blocks=meta["num_blocks"], ssa_patch_size=meta["ssa_patch_size"]
-  )
+def _model(settings: dict) -> SSAGenerator:
+  return SSAGenerator(**settings)
 
 
 def _init(meta: dict, seed: int = 0) -> dict:
@@ -50,13 +50,13 @@ def variables():
 
 @pytest.fixture(scope="module")
 def cartoonizer(variables):
-  return cz.Cartoonizer(variables, meta=TINY, batch_size=4)
+  return cz.Cartoonizer(_model(TINY), variables, batch_size=4)
 
 
 @pytest.fixture(scope="module")
 def params_npz(tmp_path_factory, variables):
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables, path, meta=TINY)
+  export.save_params(variables, path, meta=generator_io.export_meta(TINY))
   return path
 
 
@@ -154,7 +154,7 @@ def test_padding_path_is_exact(cartoonizer, variables):
 
 
 def test_one_compilation_for_full_and_partial_batches(variables):
-  c = cz.Cartoonizer(variables, meta=TINY, batch_size=4)
+  c = cz.Cartoonizer(_model(TINY), variables, batch_size=4)
   compiled = c._forward._cache_size()  # shared by Cartoonizers of one model config
   frames = np.random.default_rng(0).integers(0, 255, (10, 36, 44, 3), np.uint8)
   outs = [out for _, out in c.map([frames[:4], frames[4:8], frames[8:]])]
@@ -165,13 +165,13 @@ def test_one_compilation_for_full_and_partial_batches(variables):
 
 def test_bf16_is_close_to_float32(cartoonizer, variables):
   frames = np.stack([_photo(32, 48), _photo(32, 48)[::-1]])
-  half = cz.Cartoonizer(variables, meta=TINY, batch_size=2, bf16=True)(frames)
+  half = cz.Cartoonizer(_model(TINY), variables, batch_size=2, bf16=True)(frames)
   assert np.abs(half.astype(float) - cartoonizer(frames)).mean() < 3
   assert cartoonizer(frames[:0]).shape == (0, 32, 48, 3)
 
 
 def test_max_side_downscales(cartoonizer, variables):
-  c = cz.Cartoonizer(variables, meta=TINY, batch_size=2, max_side=64)
+  c = cz.Cartoonizer(_model(TINY), variables, batch_size=2, max_side=64)
   assert c(_photo(100, 200)).shape == (32, 64, 3)
   assert c(_photo(40, 60)).shape == (40, 60, 3)
 
@@ -185,8 +185,8 @@ def test_tiles_match_the_whole_frame():
   meta = {**TINY, "num_blocks": 4, "ssa_patch_size": 3}
   variables = _init(meta)
   photo = skimage.data.astronaut()[None]
-  whole = cz.Cartoonizer(variables, meta=meta, batch_size=1)(photo).astype(np.float64)
-  tiler = cz.Cartoonizer(variables, meta=meta, batch_size=4, tile=256, tile_overlap=64)
+  whole = cz.Cartoonizer(_model(meta), variables, batch_size=1)(photo).astype(np.float64)
+  tiler = cz.Cartoonizer(_model(meta), variables, batch_size=4, tile=256, tile_overlap=64)
   tiled = tiler(photo)
   assert whole.std() > 5
   assert np.abs(tiled - whole).mean() / 255 < 1 / 255
@@ -197,7 +197,7 @@ def test_tiles_match_the_whole_frame():
 
 
 def test_out_of_memory_falls_back_to_tiles(variables, monkeypatch, capsys):
-  c = cz.Cartoonizer(variables, meta=TINY, batch_size=2)
+  c = cz.Cartoonizer(_model(TINY), variables, batch_size=2)
   real = c._forward
 
   def forward(params, frames, *, as_uint8):
@@ -206,7 +206,7 @@ def test_out_of_memory_falls_back_to_tiles(variables, monkeypatch, capsys):
     return real(params, frames, as_uint8=as_uint8)
 
   c._forward = forward
-  monkeypatch.setattr(cz, "_MIN_AUTO_TILE", 32)
+  monkeypatch.setattr(engine, "_MIN_AUTO_TILE", 32)
   out = c(_photo(128, 128))
   assert out.shape == (128, 128, 3) and c.tile == 64
   assert "using 64px tiles" in capsys.readouterr().err
@@ -216,7 +216,7 @@ def test_guided_filter_post_processing(variables):
   from cartoon_jax.ops.filtering import guided_filter
 
   frames = _photo(64, 64)[None]
-  c = cz.Cartoonizer(variables, meta=TINY, batch_size=1, guided_filter=(1, 5e-3))
+  c = cz.Cartoonizer(_model(TINY), variables, batch_size=1, guided_filter=(1, 5e-3))
   x = frames.astype(np.float32) / 127.5 - 1
   y = jax.jit(_model(TINY).apply)(variables, x)
   expected = np.round(np.clip((np.asarray(guided_filter(x, y, r=1, eps=5e-3)) + 1) * 127.5, 0, 255))
@@ -323,7 +323,7 @@ def test_non_media_file_gives_one_clear_error(tmp_path, params_npz, capsys):
   notes.write_text("not a video\n" * 20)
   with pytest.raises(ValueError, match="notes.mp4: not an image or a video"):
     cz.detect_kind(str(notes))
-  assert cz.main(["--params", params_npz, str(notes), str(tmp_path / "o.mp4"), "--quiet"]) == 1
+  assert cli.main(["--params", params_npz, str(notes), str(tmp_path / "o.mp4"), "--quiet"]) == 1
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and "notes.mp4" in err[0]
 
@@ -362,19 +362,19 @@ def test_alpha_channel_is_kept(tmp_path, cartoonizer):
 def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
   src = str(tmp_path / "in.png")
   images.write_image(src, _photo(16, 16))
-  missing_weights = str(tmp_path / "missing.npz")
-  # The output problems are reported even though the weights (loaded later) do not exist.
+  never = lambda: pytest.fail("the weights were loaded before the output checks")
+  # The output problems are reported before the engine is made.
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    cz.cartoonize(src, str(tmp_path / "nope" / "o.png"), params_path=missing_weights)
+    cz.cartoonize(src, str(tmp_path / "nope" / "o.png"), cartoonizer=never)
   with pytest.raises(FileExistsError, match="--overwrite"):
-    cz.cartoonize(src, src, params_path=missing_weights)
+    cz.cartoonize(src, src, cartoonizer=never)
   with pytest.raises(ValueError, match="extension"):
-    cz.cartoonize(src, str(tmp_path / "o.txt"), params_path=missing_weights)
+    cz.cartoonize(src, str(tmp_path / "o.txt"), cartoonizer=never)
   if os.geteuid() != 0:  # root writes anywhere
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     with pytest.raises(PermissionError, match="not writable"):
-      cz.cartoonize(src, str(locked / "o.png"), params_path=missing_weights)
+      cz.cartoonize(src, str(locked / "o.png"), cartoonizer=never)
   cz.cartoonize(src, src, cartoonizer=cartoonizer, overwrite=True, progress=False)
 
 
@@ -382,15 +382,15 @@ def test_command_line(tmp_path, params_npz, capsys):
   src, dst = str(tmp_path / "in.jpg"), str(tmp_path / "out.png")
   images.write_image(src, _photo(30, 50))
   args = ["--params", params_npz, src, dst, "--batch", "2", "--guided-filter", "1,5e-3"]
-  assert cz.main([*args, "--max-side", "40", "--quiet"]) == 0
+  assert cli.main([*args, "--max-side", "40", "--quiet"]) == 0
   assert cv2.imread(dst).shape == (24, 40, 3)
   assert "1 images" in capsys.readouterr().out
   with pytest.raises(SystemExit):
-    cz.main(["--params", params_npz, src, dst, "--guided-filter", "one"])
+    cli.main(["--params", params_npz, src, dst, "--guided-filter", "one"])
   # --checkpoint WORKDIR: a workdir holding an exported generator.npz works too.
   workdir = tmp_path / "run"
   workdir.mkdir()
   shutil.copy(params_npz, workdir / "generator.npz")
   out2 = str(tmp_path / "out2.png")
-  assert cz.main(["--checkpoint", str(workdir), src, out2, "--quiet"]) == 0
+  assert cli.main(["--checkpoint", str(workdir), src, out2, "--quiet"]) == 0
   assert cv2.imread(out2).shape == (30, 50, 3)

@@ -14,12 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from cartoon_jax import export, images
+from cartoon_jax import export, generator_io, images
 from cartoon_jax.models.generator import SSAGenerator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user
-TINY_META = {"model": "SSAGenerator", "channels": 8, "num_blocks": 1, "ssa_patch_size": None}
+TINY = {"channels": 8, "num_blocks": 1, "ssa_patch_size": 0}
 TRAIN = [
   "--config", "configs/demo.py", "--config.train.pretrain_steps=1", "--config.train.steps=3",
   "--config.data.image_size=32", "--config.model.generator.channels=8",
@@ -61,10 +61,10 @@ def params_npz(tmp_path_factory) -> str:
   import jax
   import jax.numpy as jnp
 
-  module = SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=None)
+  module = SSAGenerator(**TINY)
   variables = module.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables["params"], path, meta=TINY_META)
+  export.save_params(variables["params"], path, meta=generator_io.export_meta(TINY))
   return path
 
 

@@ -62,7 +62,7 @@ def test_output_shape_range_and_ssa_effect():
   y0 = np.asarray(jax.jit(model.apply)(params, x[:1]))
   np.testing.assert_allclose(y0, y[:1], atol=1e-5)
   # Plain additive skips: same params, different function.
-  plain = SSAGenerator(channels=8, num_blocks=2, ssa_patch_size=None)
+  plain = SSAGenerator(channels=8, num_blocks=2, ssa_patch_size=0)
   assert np.abs(np.asarray(jax.jit(plain.apply)(params, x)) - y).max() > 1e-4
 
 

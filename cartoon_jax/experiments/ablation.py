@@ -207,7 +207,7 @@ def cartoonize_clips(generator: str, clips: dict[str, str], dst: str) -> dict[st
   folders = {name: os.path.join(dst, name) for name in clips}
   if os.path.isfile(done) and _read_json(done) == stamp:
     return folders
-  cartoonizer = Cartoonizer(export.load_params(generator)["params"], meta=meta, batch_size=8)
+  cartoonizer = Cartoonizer.load(generator, batch_size=8)
   for name, src in clips.items():
     os.makedirs(folders[name], exist_ok=True)
     paths = images.list_images(src, recursive=False)

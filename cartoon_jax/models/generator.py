@@ -73,17 +73,17 @@ class SSAGenerator(nn.Module):
   Attributes:
     channels: base width C (encoder C, 2C, 4C).
     num_blocks: residual blocks in the 4C bottleneck.
-    ssa_patch_size: SSA neighbourhood R in both decoder skips; None gives plain additive skips.
+    ssa_patch_size: SSA neighbourhood R in both decoder skips; 0 gives plain additive skips.
     dtype: computation dtype (params stay float32).
   """
 
   channels: int = 32
   num_blocks: int = 4
-  ssa_patch_size: int | None = 3
+  ssa_patch_size: int = 3
   dtype: jnp.dtype = jnp.float32
 
   def _skip(self, encoder: jax.Array, decoder: jax.Array) -> jax.Array:
-    if self.ssa_patch_size is None:
+    if not self.ssa_patch_size:
       return encoder + decoder
     return encoder + ssa(encoder, decoder, patch_size=self.ssa_patch_size)
 

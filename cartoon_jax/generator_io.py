@@ -1,0 +1,89 @@
+"""The generator's settings and its one loader, used by training (`init_from`), cartoonize,
+evaluation and export.
+
+Settings are SSAGenerator's constructor arguments {'channels', 'num_blocks', 'ssa_patch_size'}
+(patch size 0: plain additive skips). An exported .npz stores them in its metadata with
+'model': 'SSAGenerator' and the training step; a checkpoint stores them in its config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from cartoon_jax import checkpointing, export
+from cartoon_jax.models.generator import SSAGenerator
+
+MODEL = "SSAGenerator"
+PAPER_SETTINGS = {"channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
+SETTINGS = tuple(PAPER_SETTINGS)
+
+
+def settings_from(values: Mapping[str, Any]) -> dict[str, int]:
+  """The settings from a mapping holding them (config.model.generator, export metadata); missing
+  keys take the paper's values, a patch size None (older exports) reads as 0."""
+  settings = {key: values.get(key, default) for key, default in PAPER_SETTINGS.items()}
+  settings["ssa_patch_size"] = settings["ssa_patch_size"] or 0
+  return {key: int(value) for key, value in settings.items()}
+
+
+def export_meta(settings: Mapping[str, int], **extra: Any) -> dict[str, Any]:
+  """Metadata of an exported generator: {'model': 'SSAGenerator', **settings, **extra}."""
+  return {"model": MODEL, **settings_from(settings), **extra}
+
+
+@dataclasses.dataclass(frozen=True)
+class Generator:
+  """A loaded generator: apply with `module.apply(variables, x)`, x (B, H, W, 3) in [-1, 1]."""
+
+  module: SSAGenerator
+  variables: dict[str, Any]  # {'params': nested dict of NumPy float32 arrays}
+  settings: dict[str, int]
+  step: int | None
+  source: str
+
+
+def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
+  """The generator stored at `path`: an exported or converted .npz, a training workdir (its latest
+  checkpoint, else its exported generator.npz) or a checkpoints/ folder.
+
+  FileNotFoundError if nothing is there; ValueError naming the file and key if the weights are of
+  another model or do not fit their settings.
+  """
+  if os.path.isfile(path):
+    meta = export.load_meta(path)
+    if meta.get("model", MODEL) != MODEL:
+      raise ValueError(f"{path}: weights of model {meta['model']!r}, not a {MODEL}")
+    params = export.load_params(path).get("params", {})
+    settings, step = settings_from(meta), meta.get("step")
+  else:
+    directory = checkpointing.checkpoint_dir(path)
+    exported = os.path.join(path, checkpointing.EXPORT_NAME)
+    if os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory)):
+      state, config, step = checkpointing.restore_on_host(directory)
+      params, settings = state["g_params"], settings_from(config["model"]["generator"])
+    elif os.path.isfile(exported):
+      return load(exported, dtype=dtype)
+    else:
+      raise FileNotFoundError(
+        f"{path}: no generator here (not a file, no checkpoint under {directory}, no "
+        f"{checkpointing.EXPORT_NAME})"
+      )
+  module = SSAGenerator(**settings, dtype=dtype)
+  variables = {"params": params}
+  check(variables, module, source=path)
+  return Generator(module, variables, settings, step, path)
+
+
+def check(variables: Mapping[str, Any], module: SSAGenerator, *, source: str) -> None:
+  """ValueError naming `source` and the first key of `variables` that `module` lacks, misses or
+  shapes otherwise."""
+  from cartoon_jax.weights import check as check_tree
+
+  like = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+  check_tree(variables, like={"params": like["params"]}, source=source)
