@@ -9,35 +9,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from flax import traverse_util
 
 from cartoon_jax import images
 
 META_KEY = "__meta__"
 
 
-def flatten(tree: Mapping[str, Any], *, prefix: str = "") -> dict[str, np.ndarray]:
-  """Nested mapping of arrays -> {'a/b/c': np.ndarray}. Keys must be strings without '/'."""
-  flat = {}
-  for name, value in tree.items():
-    if not isinstance(name, str) or "/" in name or not name:
-      raise ValueError(f"cannot export key {prefix + str(name)!r}: keys must be non-empty, no '/'")
-    if isinstance(value, Mapping):
-      flat.update(flatten(value, prefix=f"{prefix}{name}/"))
-    else:
-      flat[prefix + name] = np.asarray(value)
-  return flat
-
-
-def unflatten(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-  """{'a/b/c': x} -> {'a': {'b': {'c': x}}}."""
-  tree: dict[str, Any] = {}
-  for key, value in flat.items():
-    *parents, leaf = key.split("/")
-    node = tree
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
+def _flatten(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """Nested dict of arrays -> {'a/b/c': np.ndarray}. Keys must be strings without '/'."""
+  flat = traverse_util.flatten_dict(dict(tree))
+  for path in flat:
+    bad = [p for p in path if not isinstance(p, str) or not p or "/" in p]
+    if bad:
+      name = "/".join(map(str, path))
+      raise ValueError(f"cannot export key {name!r}: keys must be non-empty, no '/'")
+  return {"/".join(path): np.asarray(value) for path, value in flat.items()}
 
 
 def write_npz(flat: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
@@ -57,7 +44,7 @@ def save_params(
   variables: Mapping[str, Any], path: str | os.PathLike, *, meta: Mapping[str, Any] | None = None
 ) -> None:
   """Save a (nested) Flax variables dict to a flat .npz, atomically; `meta` is stored as JSON."""
-  flat = flatten(variables)
+  flat = _flatten(variables)
   if META_KEY in flat:
     raise ValueError(f"{META_KEY!r} is reserved for metadata")
   if meta is not None:
@@ -81,7 +68,7 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
   """Nested dict of np.ndarray saved by `save_params` (metadata left out)."""
   flat = read_npz(path)
   flat.pop(META_KEY, None)
-  return unflatten(flat)
+  return traverse_util.unflatten_dict(flat, sep="/")
 
 
 def load_meta(path: str | os.PathLike) -> dict[str, Any]:

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from cartoon_jax.evaluate import fid, inception
+from cartoon_jax.evaluate import fid
+from cartoon_jax.models import inception
+from cartoon_jax.weights import inception as inception_weights
 
 SIZE = 75  # the smallest input the network takes; 299 is too slow for unit tests on CPU
 
@@ -14,7 +16,7 @@ def _random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
   """pytorch-fid-layout state_dict from our key table, with He-scaled random convs."""
   rng = np.random.default_rng(seed)
   sd = {}
-  for key, shape in inception.state_dict_shapes().items():
+  for key, shape in inception_weights.state_dict_shapes().items():
     if key.endswith("conv.weight"):
       fan_in = shape[1] * shape[2] * shape[3]
       sd[key] = (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
@@ -34,7 +36,9 @@ def state_dict() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def extractor(state_dict) -> fid.FeatureExtractor:
-  return fid.FeatureExtractor(inception.convert_state_dict(state_dict), batch_size=2, size=SIZE)
+  return fid.FeatureExtractor(
+    inception_weights.convert_state_dict(state_dict), batch_size=2, size=SIZE
+  )
 
 
 def _images(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -158,7 +162,7 @@ def test_parameter_count():
   # (2,049,000), so 21,785,568 up to pool3; BN running mean + var: 2 x 17,216.
   assert count(shapes["params"]) == 21_785_568
   assert count(shapes["batch_stats"]) == 34_432
-  table = inception.state_dict_shapes()
+  table = inception_weights.state_dict_shapes()
   assert len(table) == 94 * 5 + 2  # 94 BasicConv2d (conv + 4 BN tensors) + fc weight/bias
 
 
@@ -168,7 +172,7 @@ def _leaves(tree):
 
 
 def test_converter_maps_every_key(state_dict):
-  variables = inception.convert_state_dict(state_dict)
+  variables = inception_weights.convert_state_dict(state_dict)
   params, stats = variables["params"], variables["batch_stats"]
   k = state_dict["Mixed_6b.branch7x7_2.conv.weight"]  # (out, in, 1, 7)
   np.testing.assert_array_equal(
@@ -182,22 +186,22 @@ def test_converter_maps_every_key(state_dict):
   )
   # Every conv/BN tensor of the table lands in exactly one leaf (fc is dropped).
   n_leaves = len(list(_leaves(params))) + len(list(_leaves(stats)))
-  assert n_leaves == len(inception.state_dict_shapes()) - 2
+  assert n_leaves == len(inception_weights.state_dict_shapes()) - 2
 
 
 def test_converter_rejects_wrong_dicts(state_dict):
   missing = dict(state_dict)
   del missing["Mixed_5d.branch5x5_2.bn.running_mean"]
   with pytest.raises(ValueError, match="missing key 'Mixed_5d.branch5x5_2.bn.running_mean'"):
-    inception.convert_state_dict(missing)
+    inception_weights.convert_state_dict(missing)
   extra = {**state_dict, "AuxLogits.fc.weight": np.zeros((1008, 768), np.float32)}
   with pytest.raises(ValueError, match="unexpected key 'AuxLogits.fc.weight'"):
-    inception.convert_state_dict(extra)
+    inception_weights.convert_state_dict(extra)
   wrong = {**state_dict, "Mixed_7a.branch3x3_2.conv.weight": np.zeros((320, 192, 1, 1), np.float32)}
   with pytest.raises(
     ValueError, match=r"'Mixed_7a.branch3x3_2.conv.weight' has shape \(320, 192, 1, 1\)"
   ):
-    inception.convert_state_dict(wrong)
+    inception_weights.convert_state_dict(wrong)
 
 
 @pytest.mark.torch

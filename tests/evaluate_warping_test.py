@@ -4,6 +4,7 @@ clips with known sub-pixel motion (translation + zoom of a scikit-image photo)."
 import math
 import os
 
+import cv2
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -37,7 +38,7 @@ def _write_true_flows(folder: str, n: int = T) -> None:
     for b in range(n):
       if a != b:
         if (a + b) % 2:
-          flow_lib.write_flo(os.path.join(folder, f"{a:05d}_{b:05d}.flo"), true_flow(a, b))
+          cv2.writeOpticalFlow(os.path.join(folder, f"{a:05d}_{b:05d}.flo"), true_flow(a, b))
         else:
           np.save(os.path.join(folder, f"{a:05d}_{b:05d}.npy"), true_flow(a, b))
 
@@ -236,7 +237,7 @@ def test_sequence_errors_checks_shapes():
 def test_flo_round_trip_and_bad_files(tmp_path):
   flow = np.random.default_rng(4).standard_normal((5, 7, 2)).astype(np.float32)
   path = str(tmp_path / "f.flo")
-  flow_lib.write_flo(path, flow)
+  cv2.writeOpticalFlow(path, flow)
   np.testing.assert_array_equal(flow_lib.read_flow_file(path), flow)
   bad = tmp_path / "bad.flo"
   bad.write_bytes(b"not a flow file at all")

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax.models.ssa import ssa, ssa_hard
+from cartoon_jax.models.ssa import ssa
 
 
 def _neighbours(key: np.ndarray, b: int, y: int, x: int, r: int) -> np.ndarray:
@@ -19,7 +19,7 @@ def _neighbours(key: np.ndarray, b: int, y: int, x: int, r: int) -> np.ndarray:
   return out
 
 
-def ssa_reference(query: np.ndarray, key: np.ndarray, r: int, *, hard: bool = False) -> np.ndarray:
+def ssa_reference(query: np.ndarray, key: np.ndarray, r: int) -> np.ndarray:
   bsz, h, w, _ = query.shape
   out = np.zeros(query.shape, np.float64)
   for b in range(bsz):
@@ -27,11 +27,8 @@ def ssa_reference(query: np.ndarray, key: np.ndarray, r: int, *, hard: bool = Fa
       for x in range(w):
         nb = _neighbours(key, b, y, x, r)
         logits = nb @ query[b, y, x].astype(np.float64)
-        if hard:
-          out[b, y, x] = nb[np.argmax(logits)]
-        else:
-          p = np.exp(logits - logits.max())
-          out[b, y, x] = (p / p.sum()) @ nb
+        p = np.exp(logits - logits.max())
+        out[b, y, x] = (p / p.sum()) @ nb
   return out
 
 
@@ -59,13 +56,6 @@ def test_border_neighbours_keep_softmax_mass():
   assert got[1, 1] == pytest.approx(1.0)
   assert got[0, 0] == pytest.approx(4 / 9)
   assert got[0, 1] == pytest.approx(6 / 9)
-
-
-@pytest.mark.parametrize("r", [3, 5])
-def test_ssa_hard_matches_numpy_loop(r):
-  q, k = _inputs((2, 5, 6, 3), seed=1)
-  got = np.asarray(ssa_hard(q, k, patch_size=r))
-  np.testing.assert_allclose(got, ssa_reference(q, k, r, hard=True), atol=1e-6)
 
 
 def _finite_difference_check(f, args, eps=1e-3, n=12, seed=0):
@@ -111,22 +101,6 @@ def test_ssa_gradient_equals_autodiff_of_plain_form():
   want = jax.grad(lambda q, k: jnp.sum(plain(q, k) * w), argnums=(0, 1))(q, k)
   for g, e in zip(got, want, strict=True):
     np.testing.assert_allclose(np.asarray(g), np.asarray(e), atol=1e-5, rtol=1e-5)
-
-
-def test_ssa_hard_gradient_only_into_selected_key():
-  q, k = _inputs((1, 4, 4, 2), seed=6)
-  gq, gk = jax.grad(lambda q, k: jnp.sum(ssa_hard(q, k)), argnums=(0, 1))(q, k)
-  assert np.all(np.asarray(gq) == 0)
-  # Each output position copies one key vector: d sum / d key counts how often each is selected.
-  counts = np.zeros((4, 4))
-  for y in range(4):
-    for x in range(4):
-      nb = _neighbours(k, 0, y, x, 3)
-      idx = int(np.argmax(nb @ q[0, y, x]))
-      yy, xx = y + idx // 3 - 1, x + idx % 3 - 1
-      if 0 <= yy < 4 and 0 <= xx < 4:
-        counts[yy, xx] += 1
-  np.testing.assert_allclose(np.asarray(gk)[0], np.repeat(counts[..., None], 2, -1))
 
 
 def test_bad_arguments_raise():

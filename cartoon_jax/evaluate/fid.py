@@ -14,19 +14,18 @@ import os
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy import linalg
 
 from cartoon_jax import images
-from cartoon_jax.evaluate.inception import FID_SIZE, NUM_FEATURES, FIDInceptionV3, resize_matrix
+from cartoon_jax.models.inception import FID_SIZE, NUM_FEATURES, FIDInceptionV3, resize_matrix
 
 STATS_KEYS = ("mu", "sigma", "count")
 
 
 def load_inception(path: str) -> dict:
   """Converted Inception variables from `path`, checked key by key against the module."""
-  from cartoon_jax.evaluate.inception import variables_shapes
+  from cartoon_jax.models.inception import variables_shapes
   from cartoon_jax.weights import load_checked
 
   if not os.path.isfile(path):
@@ -35,12 +34,6 @@ def load_inception(path: str) -> dict:
       "`python -m cartoon_jax.weights convert --kind inception SRC.pth DST.npz`)"
     )
   return load_checked(path, like=variables_shapes())
-
-
-def init_inception(seed: int = 0) -> dict:
-  """Randomly initialised variables (for tests and benchmarks; FIDs from them mean nothing)."""
-  x = jnp.zeros((1, 75, 75, 3), jnp.float32)
-  return FIDInceptionV3(resize_input=False).init(jax.random.PRNGKey(seed), x)
 
 
 def resize_for_inception(image: np.ndarray, size: int = FID_SIZE) -> np.ndarray:

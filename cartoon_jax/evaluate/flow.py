@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 
 BACKENDS = ("dis", "farneback", "precomputed")
-FLO_MAGIC = 202021.25
 DIS_PRESETS = {
   "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
   "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -30,28 +29,6 @@ FARNEBACK_DEFAULTS = {
 }
 
 
-def read_flo(path: str) -> np.ndarray:
-  """Middlebury .flo file -> float32 (H, W, 2); ValueError naming the file if it is malformed."""
-  with open(path, "rb") as f:
-    header = f.read(12)
-    if len(header) < 12 or np.frombuffer(header[:4], "<f4")[0] != FLO_MAGIC:
-      raise ValueError(f"{path}: not a .flo file (bad magic number)")
-    w, h = (int(v) for v in np.frombuffer(header[4:], "<i4"))
-    data = np.frombuffer(f.read(), "<f4")
-  if w <= 0 or h <= 0 or data.size != h * w * 2:
-    raise ValueError(f"{path}: .flo header says {w}x{h} but holds {data.size} values")
-  return data.reshape(h, w, 2).astype(np.float32)
-
-
-def write_flo(path: str, flow: np.ndarray) -> None:
-  """Writes float (H, W, 2) as a Middlebury .flo file."""
-  h, w = flow.shape[:2]
-  with open(path, "wb") as f:
-    f.write(np.array([FLO_MAGIC], "<f4").tobytes())
-    f.write(np.array([w, h], "<i4").tobytes())
-    f.write(np.ascontiguousarray(flow, "<f4").tobytes())
-
-
 def read_flow_file(path: str) -> np.ndarray:
   """.flo or .npy (H, W, 2) flow -> float32 (H, W, 2)."""
   if path.endswith(".npy"):
@@ -60,7 +37,9 @@ def read_flow_file(path: str) -> np.ndarray:
     except (ValueError, OSError) as e:
       raise ValueError(f"{path}: not a readable .npy ({e})") from e
   else:
-    flow = read_flo(path)
+    flow = cv2.readOpticalFlow(path)  # Middlebury .flo; None for a malformed or truncated file
+    if flow is None:
+      raise ValueError(f"{path}: not a .flo file (bad header or truncated)")
   if flow.ndim != 3 or flow.shape[2] != 2:
     raise ValueError(f"{path}: flow must have shape (H, W, 2), got {flow.shape}")
   return np.asarray(flow, np.float32)

@@ -40,10 +40,8 @@ TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-  """Generator loss weights; defaults are the authors' code (README run: PMC weight 1).
-
-  `LossWeights.paper()` gives the paper's lambda_1..6 (TV 2e4, PMC 0.1). pmc=0 skips the second
-  frame and the PMC features altogether.
+  """Generator loss weights; defaults are the authors' code (README run: PMC weight 1), as in
+  configs/common.py. pmc=0 skips the second frame and the PMC features altogether.
   """
 
   surface: float = 0.1
@@ -52,11 +50,6 @@ class LossWeights:
   content: float = 200.0
   tv: float = 1e4
   pmc: float = 1.0
-
-  @classmethod
-  def paper(cls) -> "LossWeights":
-    """The paper's weights: 0.1, 1, 200, 200, 2e4, 0.1."""
-    return cls(surface=0.1, texture=1.0, structure=200.0, content=200.0, tv=2e4, pmc=0.1)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -117,16 +117,3 @@ def ssa(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
   if patch_size not in _OPS:
     _OPS[patch_size] = jax.jit(_make_ssa(patch_size))  # jit: one program also when called eagerly
   return _OPS[patch_size](query, key)
-
-
-def ssa_hard(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
-  """Hard SSA: copy k(p + d*) with d* = argmax_d <q(p), k(p+d)> (first maximum on ties).
-
-  Shapes as `ssa`. Gradient flows only into the selected key value; none through the selection,
-  so the query gets a zero gradient.
-  """
-  _check(query, key, patch_size)
-  views = _views(key, patch_size)
-  logits = jax.lax.stop_gradient(_logits(query, views))
-  onehot = jax.nn.one_hot(jnp.argmax(logits, axis=-1), patch_size * patch_size, dtype=key.dtype)
-  return _weighted_sum(onehot, views)

