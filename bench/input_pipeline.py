@@ -24,8 +24,8 @@ from data import prepare  # noqa: E402
 
 
 def batches_per_s(source: str, *, batches: int, **kwargs) -> float:
-  """Steady-state batches/s of `create_iterator(source=source, **kwargs)` (2 warm-up batches)."""
-  it = input_pipeline.create_iterator(source=source, seed=0, **kwargs)
+  """Steady-state batches/s of `create_dataset(source=source, **kwargs)` (2 warm-up batches)."""
+  it = iter(input_pipeline.create_dataset(source=source, seed=0, **kwargs))
   try:
     for _ in range(2):
       next(it)

@@ -47,8 +47,10 @@ def bench_size(size: int, batch: int, steps: int) -> dict[str, float]:
     train.make_state_fn(config, nets, fns["optim"]), out_shardings=parallel.replicated(mesh)
   )()
   vgg = parallel.replicate(train.load_vgg(config, nets, jax.random.PRNGKey(1)), mesh)
-  it = input_pipeline.create_iterator(
-    source="sample", image_size=size, global_batch_size=batch, seed=0, random_crop=True
+  it = iter(
+    input_pipeline.create_dataset(
+      source="sample", image_size=size, global_batch_size=batch, seed=0, random_crop=True
+    )
   )
   sharding = parallel.batch_sharding(mesh)
 

@@ -1,6 +1,6 @@
 """Grain input pipeline: unpaired photo/cartoon batches from folders, ArrayRecord shards or TFDS.
 
-`create_iterator` yields, for this process, dicts of NumPy arrays
+`iter(create_dataset(...))` yields, for this process, dicts of NumPy arrays
   {"photo": float32 (b, S, S, 3) in [-1, 1], "cartoon": same, "is_face": bool (b,),
    "num_skipped": int64 scalar}
 with b = global_batch_size // jax.process_count(). `to_global` turns the array leaves into global
@@ -474,10 +474,18 @@ def create_dataset(
   random_flip: bool = False,
   face_every: int = 5,
   worker_count: int = 0,
-  process_index: int = 0,
-  process_count: int = 1,
+  process_index: int | None = None,
+  process_count: int | None = None,
 ) -> grain.IterDataset:
-  """The pipeline of `create_iterator` for an explicit process slot (see the module docstring)."""
+  """This process's pipeline of training batches (module docstring); `iter()` of it is the
+  checkpointable `SkipCountingIterator`. The process slot defaults to JAX's (jax.process_index(),
+  jax.process_count()).
+
+  Raises FileNotFoundError / ValueError naming the folder for a missing, empty or unreadable
+  dataset folder, before anything is compiled.
+  """
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
   if image_size <= 0:
     raise ValueError(f"image_size must be positive, got {image_size}")
   if global_batch_size <= 0 or global_batch_size % process_count:
@@ -525,38 +533,6 @@ def create_dataset(
       flags.FLAGS.mark_as_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return _CountSkipped(ds, skipped)
-
-
-def create_iterator(
-  *,
-  source: str,
-  image_size: int,
-  global_batch_size: int,
-  seed: int,
-  random_crop: bool = False,
-  random_flip: bool = False,
-  face_every: int = 5,
-  worker_count: int = 0,
-) -> SkipCountingIterator:
-  """This process's iterator of training batches (module docstring); checkpointable.
-
-  Raises FileNotFoundError / ValueError naming the folder for a missing, empty or unreadable
-  dataset folder, before anything is compiled.
-  """
-  return iter(
-    create_dataset(
-      source=source,
-      image_size=image_size,
-      global_batch_size=global_batch_size,
-      seed=seed,
-      random_crop=random_crop,
-      random_flip=random_flip,
-      face_every=face_every,
-      worker_count=worker_count,
-      process_index=jax.process_index(),
-      process_count=jax.process_count(),
-    )
-  )
 
 
 def to_global(batch: dict[str, Any], sharding: jax.sharding.NamedSharding) -> dict[str, Any]:

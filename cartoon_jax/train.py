@@ -315,6 +315,22 @@ def make_state_fn(config: mlc.ConfigDict, nets: losses.Nets, optim: Mapping[str,
   )
 
 
+def data_iterator(config: mlc.ConfigDict) -> input_pipeline.SkipCountingIterator:
+  """This process's checkpointable iterator of training batches for `config`."""
+  return iter(
+    input_pipeline.create_dataset(
+      source=config.data.source,
+      image_size=config.data.image_size,
+      global_batch_size=config.batch_size,
+      seed=config.seed,
+      random_crop=config.data.random_crop,
+      random_flip=config.data.random_flip,
+      face_every=config.data.face_every,
+      worker_count=config.data.worker_count,
+    )
+  )
+
+
 def load_init_generator(path: str, config: mlc.ConfigDict) -> Any:
   """Generator params to start from: `generator_io.load(path)`, whose settings must be the
   config's (ValueError naming both otherwise)."""
@@ -392,16 +408,7 @@ def train_and_evaluate(
       flush=True,
     )
 
-  data_iter = input_pipeline.create_iterator(
-    source=config.data.source,
-    image_size=config.data.image_size,
-    global_batch_size=config.batch_size,
-    seed=config.seed,
-    random_crop=config.data.random_crop,
-    random_flip=config.data.random_flip,
-    face_every=config.data.face_every,
-    worker_count=config.data.worker_count,
-  )
+  data_iter = data_iterator(config)
   nets = build_nets(config)
   steps = build_steps(config, mesh, nets)
   optim = steps["optim"]

@@ -39,7 +39,7 @@ def base_config() -> mlc.ConfigDict:
 
   c.data = mlc.ConfigDict()
   c.data.source = (
-    "sample"  # 'sample', a dataset folder, or what input_pipeline.create_iterator takes
+    "sample"  # 'sample', a dataset folder, or any source input_pipeline.create_dataset takes
   )
   c.data.image_size = 256
   c.data.random_crop = False

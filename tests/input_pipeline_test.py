@@ -50,7 +50,7 @@ def decode_rows(images):
 
 def make_iterator(source, **kwargs):
   kw = dict(source=source, image_size=8, global_batch_size=2, seed=0)
-  return ip.create_iterator(**{**kw, **kwargs})
+  return iter(ip.create_dataset(**{**kw, **kwargs}))
 
 
 def test_batch_shapes_dtypes_and_range_on_sample_data(tmp_path, monkeypatch):

@@ -46,8 +46,8 @@ def test_round_trip_gives_the_same_pixels_as_the_folder(tmp_path, random_flip):
   dst = str(tmp_path / "shards")
   prepare.prepare(src, dst, image_size=16, images_per_shard=2, progress=False)
   kw = dict(image_size=16, global_batch_size=3, seed=5, random_flip=random_flip)
-  from_folder = ip.create_iterator(source=src, **kw)
-  from_shards = ip.create_iterator(source=dst, **kw)
+  from_folder = iter(ip.create_dataset(source=src, **kw))
+  from_shards = iter(ip.create_dataset(source=dst, **kw))
   for _ in range(10):
     a, b = next(from_folder), next(from_shards)
     for k in a:
@@ -92,7 +92,9 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
   # 0.png 20x30, deep.png 18x21, gray.png 21x18, sub/1.png 30x20
   assert sizes == [(12, 18, 3), (12, 14, 3), (14, 12, 3), (18, 12, 3)]
   batch = next(
-    ip.create_iterator(source=dst, image_size=12, global_batch_size=2, seed=0, random_crop=True)
+    iter(
+      ip.create_dataset(source=dst, image_size=12, global_batch_size=2, seed=0, random_crop=True)
+    )
   )
   assert batch["photo"].shape == (2, 12, 12, 3)
 
@@ -118,8 +120,8 @@ def test_jpeg_format_is_close(tmp_path):
   dst = str(tmp_path / "shards")
   prepare.prepare(src, dst, image_size=16, encoding="jpeg", quality=98, progress=False)
   kw = dict(image_size=16, global_batch_size=1, seed=0)
-  a = next(ip.create_iterator(source=src, **kw))
-  b = next(ip.create_iterator(source=dst, **kw))
+  a = next(iter(ip.create_dataset(source=src, **kw)))
+  b = next(iter(ip.create_dataset(source=dst, **kw)))
   assert np.abs(a["photo"] - b["photo"]).mean() < 0.02
 
 

@@ -223,13 +223,7 @@ def _state_leaves(workdir, step=None):
 
 
 def _next_batch(workdir, config):
-  it = input_pipeline.create_iterator(
-    source=config.data.source,
-    image_size=config.data.image_size,
-    global_batch_size=config.batch_size,
-    seed=config.seed,
-    face_every=config.data.face_every,
-  )
+  it = train.data_iterator(config)
   state_fn = train.make_state_fn(config, train.build_nets(config), train.optimizers(config))
   abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), parallel.make_mesh(ONE_DEVICE))
   with checkpointing.create_manager(workdir) as manager:
@@ -398,8 +392,8 @@ def test_demo_trains_from_the_command_line_and_simplifies_images(tmp_path):
 
   loaded = generator_io.load(str(workdir / "generator.npz"))
   generator, params = loaded.module, loaded.variables["params"]
-  it = input_pipeline.create_iterator(
-    source="sample", image_size=64, global_batch_size=16, seed=123
+  it = iter(
+    input_pipeline.create_dataset(source="sample", image_size=64, global_batch_size=16, seed=123)
   )
   photos = next(it)["photo"]
   outputs = np.asarray(generator.apply({"params": params}, photos))
