@@ -16,6 +16,7 @@ Result files are never replaced unless --overwrite is given.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -135,7 +136,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
   from cartoon_jax.evaluate import tables
 
-  tables.run(args, log=_log)
+  fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(tables.TableSpec)}
+  tables.run(tables.TableSpec(**{**fields, "runs": tuple(args.runs)}), log=_log)
   return 0
 
 
@@ -144,11 +146,73 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
   frames_lib.check_new_file(args.out, overwrite=args.overwrite)
   if args.figure == "warping-heatmap":
-    figures.warping_heatmap_cli(args)
+    image = figures.heatmap_from_paths(
+      args.source,
+      args.output,
+      _backend(args),
+      frame=args.frame,
+      sequence=args.sequence,
+      metric=args.metric,
+      vmax=args.vmax,
+      out_of_frame=args.out_of_frame,
+    )
   else:
-    figures.correlation_cli(args)
+    image = figures.correlation_from_paths(
+      args.photos, args.cartoons, args.vgg, args.points, layer=args.layer
+    )
+  images.write_image(args.out, image)
   print(f"wrote {args.out}")
   return 0
+
+
+def _add_table_args(p: argparse.ArgumentParser) -> None:
+  p.add_argument("runs", nargs="+", help="workdir | generator .npz | NAME=RUN | NAME=outputs:DIR")
+  p.add_argument(
+    "--photos", help="test photos (recursive): generator input, FID-to-photo reference"
+  )
+  p.add_argument("--cartoons", help="reference cartoon images (recursive) for FID to cartoon")
+  p.add_argument("--videos", help="source video, frame folder or DAVIS-style root (warping error)")
+  p.add_argument("--inception", help="converted FID Inception weights (.npz), needed with --photos")
+  p.add_argument("--out", required=True, help="prefix of the table files")
+  p.add_argument("--workdir", help="cache of outputs and metrics (default PREFIX_eval)")
+  p.add_argument("--dataset", help="name of the video data set in the notes (default: its folder)")
+  p.add_argument("--batch-size", type=int, default=8, help="generator batch size")
+  p.add_argument("--fid-batch-size", type=int, default=50)
+  p.add_argument("--overwrite", action="store_true", help="recompute metrics, replace the tables")
+
+
+def _parse_point(text: str) -> tuple[int, int]:
+  try:
+    x, y = (int(round(float(v))) for v in text.split(","))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"point {text!r}: expected X,Y in pixels") from None
+  return x, y
+
+
+def _parse_output(text: str) -> tuple[str, str]:
+  name, sep, path = text.partition("=")
+  return (name, path) if sep else ("output", text)
+
+
+def _add_figure_args(p: argparse.ArgumentParser) -> None:
+  sub = p.add_subparsers(dest="figure", required=True)
+  h = sub.add_parser("warping-heatmap", help="frames and warping-error heat maps (Fig. 5)")
+  h.add_argument("--source", required=True, help="source video, frame folder or sequence root")
+  h.add_argument("--output", action="append", type=_parse_output, default=[], help="NAME=PATH")
+  h.add_argument("--sequence", help="sequence name when --source is a root (default: the first)")
+  h.add_argument("--frame", type=int, required=True, help="0-based frame index (>= 1)")
+  h.add_argument("--vmax", type=float, default=0.2, help="error at the top of the colour scale")
+  h.add_argument("--out", required=True, help="PNG file")
+  h.add_argument("--overwrite", action="store_true")
+  _add_flow_args(h)
+  c = sub.add_parser("correlation", help="spatio-temporal correlative maps (Fig. 2)")
+  c.add_argument("--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
+  c.add_argument("--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
+  c.add_argument("--points", nargs="+", type=_parse_point, required=True, help="X,Y in frame 1")
+  c.add_argument("--vgg", required=True, help="converted torchvision VGG16 weights (.npz)")
+  c.add_argument("--layer", default="relu3_1")
+  c.add_argument("--out", required=True, help="PNG file")
+  c.add_argument("--overwrite", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     description=tables.__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  tables.add_arguments(p)
+  _add_table_args(p)
   _add_flow_args(p, paper_protocol=True)
   p.set_defaults(func=cmd_table)
 
@@ -211,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     description=figures.__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  figures.add_arguments(p, add_flow_args=_add_flow_args)
+  _add_figure_args(p)
   p.set_defaults(func=cmd_figures)
   return parser
 

@@ -7,8 +7,7 @@ spatio-temporal correlative maps of chosen points in a photo pair and its cartoo
       --points 120,80 200,150 --vgg vgg16.npz [--layer relu3_1] --out fig2.png
 """
 
-import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -163,82 +162,62 @@ def correlation_figure(
   return grid(rows)
 
 
-def _parse_point(text: str) -> tuple[int, int]:
-  try:
-    x, y = (int(round(float(v))) for v in text.split(","))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"point {text!r}: expected X,Y in pixels") from None
-  return x, y
-
-
-def _parse_output(text: str) -> tuple[str, str]:
-  name, sep, path = text.partition("=")
-  return (name, path) if sep else ("output", text)
-
-
-def add_arguments(
-  p: argparse.ArgumentParser, *, add_flow_args: Callable[[argparse.ArgumentParser], None]
-) -> None:
-  sub = p.add_subparsers(dest="figure", required=True)
-  h = sub.add_parser("warping-heatmap", help="frames and warping-error heat maps (Fig. 5)")
-  h.add_argument("--source", required=True, help="source video, frame folder or sequence root")
-  h.add_argument("--output", action="append", type=_parse_output, default=[], help="NAME=PATH")
-  h.add_argument("--sequence", help="sequence name when --source is a root (default: the first)")
-  h.add_argument("--frame", type=int, required=True, help="0-based frame index (>= 1)")
-  h.add_argument("--vmax", type=float, default=0.2, help="error at the top of the colour scale")
-  h.add_argument("--out", required=True, help="PNG file")
-  h.add_argument("--overwrite", action="store_true")
-  add_flow_args(h)
-  c = sub.add_parser("correlation", help="spatio-temporal correlative maps (Fig. 2)")
-  c.add_argument("--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
-  c.add_argument("--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
-  c.add_argument("--points", nargs="+", type=_parse_point, required=True, help="X,Y in frame 1")
-  c.add_argument("--vgg", required=True, help="converted torchvision VGG16 weights (.npz)")
-  c.add_argument("--layer", default="relu3_1")
-  c.add_argument("--out", required=True, help="PNG file")
-  c.add_argument("--overwrite", action="store_true")
-
-
-def warping_heatmap_cli(args: argparse.Namespace) -> None:
-  from cartoon_jax.evaluate.flow import make_backend
-
-  if args.metric not in METRICS:
-    raise ValueError(f"unknown metric {args.metric!r}")
-  backend = make_backend(args.flow, flow_dir=args.flow_dir, dis_preset=args.dis_preset)
-  sources = frames_lib.sequences(args.source)
-  seq = args.sequence or next(iter(sources))
+def heatmap_from_paths(
+  source: str,
+  outputs: Sequence[tuple[str, str]],
+  backend: FlowBackend,
+  *,
+  frame: int,
+  sequence: str | None = None,
+  metric: str = "l1",
+  vmax: float = 0.2,
+  out_of_frame: bool = True,
+) -> np.ndarray:
+  """`warping_heatmap` of one sequence (default: the first) of a source video, frame folder or
+  root and of the (name, path) outputs laid out like it. ValueError naming what does not match."""
+  if metric not in METRICS:
+    raise ValueError(f"unknown metric {metric!r}")
+  sources = frames_lib.sequences(source)
+  seq = sequence or next(iter(sources))
   if seq not in sources:
-    raise ValueError(f"--sequence {seq!r} not in {args.source} (has {sorted(sources)[:10]})")
-  source = frames_lib.read_sequence(sources[seq])
-  outputs = {}
-  for name, path in args.output:
-    paths = {n: o for n, _, o in frames_lib.paired_sequences(args.source, path)}
-    outputs[name] = frames_lib.read_sequence(paths[seq])
-    if outputs[name].shape != source.shape:
+    raise ValueError(f"--sequence {seq!r} not in {source} (has {sorted(sources)[:10]})")
+  frames = frames_lib.read_sequence(sources[seq])
+  loaded = {}
+  for name, path in outputs:
+    paths = {n: o for n, _, o in frames_lib.paired_sequences(source, path)}
+    loaded[name] = frames_lib.read_sequence(paths[seq])
+    if loaded[name].shape != frames.shape:
       raise ValueError(
-        f"{path}: frames {outputs[name].shape} do not match the source's {source.shape}"
+        f"{path}: frames {loaded[name].shape} do not match the source's {frames.shape}"
       )
-  image = warping_heatmap(
-    source,
-    outputs,
+  return warping_heatmap(
+    frames,
+    loaded,
     backend,
     sequence=seq,
-    frame=args.frame,
-    metric=args.metric,
-    vmax=args.vmax,
-    out_of_frame=args.out_of_frame,
+    frame=frame,
+    metric=metric,
+    vmax=vmax,
+    out_of_frame=out_of_frame,
   )
-  images.write_image(args.out, image)
 
 
-def correlation_cli(args: argparse.Namespace) -> None:
+def correlation_from_paths(
+  photos: Sequence[str],
+  cartoons: Sequence[str],
+  vgg: str,
+  points: Sequence[tuple[int, int]],
+  *,
+  layer: str = "relu3_1",
+) -> np.ndarray:
+  """`correlation_figure` of two photo frames and their two cartoon frames (image files, all of
+  one size) with the converted VGG16 `vgg` (.npz)."""
   pairs = {
-    "photo": tuple(images.read_rgb8(p) for p in args.photos),
-    "cartoon": tuple(images.read_rgb8(p) for p in args.cartoons),
+    "photo": tuple(images.read_rgb8(p) for p in photos),
+    "cartoon": tuple(images.read_rgb8(p) for p in cartoons),
   }
   size = pairs["photo"][0].shape
   for name, (a, b) in pairs.items():
     if a.shape != size or b.shape != size:
       raise ValueError(f"{name} frames are {a.shape} and {b.shape}; all four must be {size}")
-  image = correlation_figure(load_vgg16(args.vgg), pairs, args.points, layer=args.layer)
-  images.write_image(args.out, image)
+  return correlation_figure(load_vgg16(vgg), pairs, points, layer=layer)

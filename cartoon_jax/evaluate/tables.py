@@ -20,8 +20,8 @@ backend, metric, image lists) are unchanged; --overwrite recomputes them and rep
 Writes PREFIX_table1.md/.csv and PREFIX_table2.md/.csv with the flow backend and data noted.
 """
 
-import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -37,20 +37,28 @@ from cartoon_jax.evaluate import frames as frames_lib
 SOURCE_ROW = "Source Video"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-  p.add_argument("runs", nargs="+", help="workdir | generator .npz | NAME=RUN | NAME=outputs:DIR")
-  p.add_argument(
-    "--photos", help="test photos (recursive): generator input, FID-to-photo reference"
-  )
-  p.add_argument("--cartoons", help="reference cartoon images (recursive) for FID to cartoon")
-  p.add_argument("--videos", help="source video, frame folder or DAVIS-style root (warping error)")
-  p.add_argument("--inception", help="converted FID Inception weights (.npz), needed with --photos")
-  p.add_argument("--out", required=True, help="prefix of the table files")
-  p.add_argument("--workdir", help="cache of outputs and metrics (default PREFIX_eval)")
-  p.add_argument("--dataset", help="name of the video data set in the notes (default: its folder)")
-  p.add_argument("--batch-size", type=int, default=8, help="generator batch size")
-  p.add_argument("--fid-batch-size", type=int, default=50)
-  p.add_argument("--overwrite", action="store_true", help="recompute metrics, replace the tables")
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+  """What `run` computes: the runs (workdir | generator .npz | NAME=RUN | NAME=outputs:DIR), the
+  table files' prefix `out`, the data (see the module docstring) and the warping-error protocol
+  (default: the paper's, mse with Lai's mask)."""
+
+  runs: tuple[str, ...]
+  out: str
+  photos: str | None = None
+  cartoons: str | None = None
+  videos: str | None = None
+  inception: str | None = None
+  workdir: str | None = None
+  dataset: str | None = None
+  batch_size: int = 8
+  fid_batch_size: int = 50
+  flow: str = "dis"
+  flow_dir: str | None = None
+  dis_preset: str = "medium"
+  metric: str = "mse"
+  out_of_frame: bool = False
+  overwrite: bool = False
 
 
 def parse_run(spec: str) -> tuple[str, str, str]:
@@ -144,46 +152,46 @@ def _reference_stats(folder: str, extractor: Any, cache_dir: str) -> tuple[np.nd
   return mu, sigma
 
 
-def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any]:
   """Computes (or reads cached) metrics of every run and writes the two tables."""
   from cartoon_jax.evaluate.warping import evaluate_paths
 
-  if not args.photos and not args.videos:
+  if not spec.photos and not spec.videos:
     raise ValueError("give --photos (Table 1) and/or --videos (Table 2)")
-  if args.photos and not (args.cartoons and args.inception):
+  if spec.photos and not (spec.cartoons and spec.inception):
     raise ValueError("--photos needs --cartoons and --inception for the FID columns")
-  for path in (args.photos, args.cartoons):
+  for path in (spec.photos, spec.cartoons):
     if path:
       images.list_images(path)
-  if args.videos:
-    frames_lib.sequences(args.videos)
-  runs = [parse_run(spec) for spec in args.runs]
+  if spec.videos:
+    frames_lib.sequences(spec.videos)
+  runs = [parse_run(spec) for spec in spec.runs]
   names = [r[0] for r in runs]
   if len(set(names)) != len(names):
     raise ValueError(f"run names must be unique, got {names}; use NAME=RUN")
-  out_files = [f"{args.out}_table{t}.{ext}" for t in (1, 2) for ext in ("md", "csv")]
+  out_files = [f"{spec.out}_table{t}.{ext}" for t in (1, 2) for ext in ("md", "csv")]
   for path in out_files:
-    frames_lib.check_new_file(path, overwrite=args.overwrite)
-  workdir = args.workdir or f"{args.out}_eval"
+    frames_lib.check_new_file(path, overwrite=spec.overwrite)
+  workdir = spec.workdir or f"{spec.out}_eval"
   os.makedirs(workdir, exist_ok=True)
 
   backend = None
   fid_settings = warp_settings = None
-  if args.photos:
+  if spec.photos:
     fid_settings = {
-      "photos": _fingerprint_files(images.list_images(args.photos)),
-      "cartoons": _fingerprint_files(images.list_images(args.cartoons)),
-      "inception": _weights_fingerprint(args.inception),
+      "photos": _fingerprint_files(images.list_images(spec.photos)),
+      "cartoons": _fingerprint_files(images.list_images(spec.cartoons)),
+      "inception": _weights_fingerprint(spec.inception),
     }
-  if args.videos:
+  if spec.videos:
     from cartoon_jax.evaluate.flow import make_backend
 
-    backend = make_backend(args.flow, flow_dir=args.flow_dir, dis_preset=args.dis_preset)
+    backend = make_backend(spec.flow, flow_dir=spec.flow_dir, dis_preset=spec.dis_preset)
     warp_settings = {
-      "videos": os.path.abspath(args.videos),
+      "videos": os.path.abspath(spec.videos),
       "flow": backend.describe(),
-      "metric": args.metric,
-      "out_of_frame": args.out_of_frame,
+      "metric": spec.metric,
+      "out_of_frame": spec.out_of_frame,
     }
 
   metrics: dict[str, dict[str, Any]] = {}
@@ -193,19 +201,19 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
     run_dir = os.path.join(workdir, name)
     cache_path = os.path.join(run_dir, "metrics.json")
     fingerprint = _weights_fingerprint(path)  # weights file/workdir, or the outputs' files
-    cached = {} if args.overwrite else _read_json(cache_path)
+    cached = {} if spec.overwrite else _read_json(cache_path)
     if cached.get("weights") != fingerprint:
       cached = {}
     entry = {"weights": fingerprint, "path": os.path.abspath(path), "kind": kind}
-    generate = _Generator(path, args.batch_size) if kind == "weights" else None
+    generate = _Generator(path, spec.batch_size) if kind == "weights" else None
     fresh = False
     if generate is not None:
       # Outputs of other weights in run_dir are remade; an interrupted run's are kept.
       marker = os.path.join(run_dir, "outputs.json")
-      fresh = args.overwrite or _read_json(marker).get("weights") != fingerprint
+      fresh = spec.overwrite or _read_json(marker).get("weights") != fingerprint
       if fresh:
         frames_lib.write_json(marker, {"weights": fingerprint}, overwrite=True)
-    if args.photos:
+    if spec.photos:
       if cached.get("fid", {}).get("settings") == fid_settings:
         entry["fid"] = cached["fid"]
         log(f"{name}: FID from cache")
@@ -215,17 +223,17 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
         photo_dir = os.path.join(run_dir, "photos") if generate else os.path.join(path, "photos")
         if generate:
           log(f"{name}: cartoonizing photos into {photo_dir}")
-          make_photo_outputs(generate, args.photos, photo_dir, fresh=fresh)
+          make_photo_outputs(generate, spec.photos, photo_dir, fresh=fresh)
         if extractor is None:
           extractor = fid.FeatureExtractor(
-            fid.load_inception(args.inception), batch_size=args.fid_batch_size
+            fid.load_inception(spec.inception), batch_size=spec.fid_batch_size
           )
         mu, sigma, count = fid.folder_stats(photo_dir, extractor)
         to_cartoon = fid.frechet_distance(
-          mu, sigma, *_reference_stats(args.cartoons, extractor, workdir)
+          mu, sigma, *_reference_stats(spec.cartoons, extractor, workdir)
         )
         to_photo = fid.frechet_distance(
-          mu, sigma, *_reference_stats(args.photos, extractor, workdir)
+          mu, sigma, *_reference_stats(spec.photos, extractor, workdir)
         )
         entry["fid"] = {
           "settings": fid_settings,
@@ -234,7 +242,7 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
           "count": count,
         }
         log(f"{name}: FID to cartoon {to_cartoon:.3f}, to photo {to_photo:.3f}")
-    if args.videos:
+    if spec.videos:
       if cached.get("warping", {}).get("settings") == warp_settings:
         entry["warping"] = cached["warping"]
         log(f"{name}: warping error from cache")
@@ -242,23 +250,23 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
         video_dir = os.path.join(run_dir, "videos") if generate else os.path.join(path, "videos")
         if generate:
           log(f"{name}: cartoonizing videos into {video_dir}")
-          make_video_outputs(generate, args.videos, video_dir, fresh=fresh)
+          make_video_outputs(generate, spec.videos, video_dir, fresh=fresh)
         needs_warping[name] = video_dir
     metrics[name] = entry
 
   source_cache = os.path.join(workdir, "source_video.json")
   source_entry = None
-  if args.videos:
-    cached_source = {} if args.overwrite else _read_json(source_cache)
+  if spec.videos:
+    cached_source = {} if spec.overwrite else _read_json(source_cache)
     need_source = cached_source.get("settings") != warp_settings
     if needs_warping or need_source:
       log(f"warping error ({backend.name} flow) of {sorted(needs_warping)}")
       result = evaluate_paths(
-        args.videos,
+        spec.videos,
         needs_warping,
         backend,
-        metric=args.metric,
-        out_of_frame=args.out_of_frame,
+        metric=spec.metric,
+        out_of_frame=spec.out_of_frame,
         include_source=need_source,
         log=log,
       )
@@ -278,16 +286,16 @@ def run(args: argparse.Namespace, *, log: Callable[[str], None] = print) -> dict
     )
 
   tables = render(
-    names, metrics, source_entry, args=args, backend=backend, num_sequences=_num_sequences(args)
+    names, metrics, source_entry, spec=spec, backend=backend, num_sequences=_num_sequences(spec)
   )
   for path, text in zip(out_files, tables, strict=True):
-    frames_lib.write_text(path, text, overwrite=args.overwrite)
+    frames_lib.write_text(path, text, overwrite=spec.overwrite)
     log(f"wrote {path}")
   return {"runs": metrics, "source": source_entry}
 
 
-def _num_sequences(args: argparse.Namespace) -> int:
-  return len(frames_lib.sequences(args.videos)) if args.videos else 0
+def _num_sequences(spec: TableSpec) -> int:
+  return len(frames_lib.sequences(spec.videos)) if spec.videos else 0
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -314,7 +322,7 @@ def render(
   metrics: dict[str, dict[str, Any]],
   source: dict[str, Any] | None,
   *,
-  args: argparse.Namespace,
+  spec: TableSpec,
   backend: Any,
   num_sequences: int,
 ) -> list[str]:
@@ -324,12 +332,12 @@ def render(
   for name in names:
     f = metrics[name].get("fid")
     rows1.append([name, _fmt(f and f["to_cartoon"], 2), _fmt(f and f["to_photo"], 2)])
-  if args.photos:
+  if spec.photos:
     notes1 = [
       "FID: pytorch-fid Inception-v3 pool3 (2048-d), bilinear resize to 299 (align_corners=False)"
-      f", weights {args.inception}",
-      f"generator input and FID-to-photo reference: {args.photos}",
-      f"FID-to-cartoon reference: {args.cartoons}",
+      f", weights {spec.inception}",
+      f"generator input and FID-to-photo reference: {spec.photos}",
+      f"FID-to-cartoon reference: {spec.cartoons}",
     ]
   else:
     notes1 = ["no --photos given: FID not computed"]
@@ -340,23 +348,23 @@ def render(
   for name in names:
     w = metrics[name].get("warping")
     rows2.append([name, _fmt(w and w["e_short"], 4), _fmt(w and w["e_long"], 4)])
-  if args.videos:
+  if spec.videos:
     flow = backend.describe()
     settings = ", ".join(f"{k}={v}" for k, v in flow.items() if k != "backend")
-    dataset = args.dataset or os.path.basename(os.path.normpath(args.videos))
+    dataset = spec.dataset or os.path.basename(os.path.normpath(spec.videos))
     notes2 = [
       f"flow: {flow['backend']} ({settings}); not comparable with numbers from another flow "
       "(the paper used RAFT)",
-      f"error: {args.metric} over unoccluded pixels in [0, 1]; occlusion: Lai et al. "
-      f"forward-backward + motion boundary{' + out-of-frame' if args.out_of_frame else ''}",
-      f"dataset: {dataset} ({num_sequences} sequences, {args.videos})",
+      f"error: {spec.metric} over unoccluded pixels in [0, 1]; occlusion: Lai et al. "
+      f"forward-backward + motion boundary{' + out-of-frame' if spec.out_of_frame else ''}",
+      f"dataset: {dataset} ({num_sequences} sequences, {spec.videos})",
     ]
   else:
     notes2 = ["no --videos given: warping error not computed"]
   flow_name = backend.name if backend is not None else ""
-  dataset = (args.dataset or os.path.basename(os.path.normpath(args.videos))) if args.videos else ""
-  csv1 = [[*r, args.photos or "", args.cartoons or ""] for r in rows1]
-  csv2 = [[*r, flow_name, args.metric if args.videos else "", dataset] for r in rows2]
+  dataset = (spec.dataset or os.path.basename(os.path.normpath(spec.videos))) if spec.videos else ""
+  csv1 = [[*r, spec.photos or "", spec.cartoons or ""] for r in rows1]
+  csv2 = [[*r, flow_name, spec.metric if spec.videos else "", dataset] for r in rows2]
   return [
     _markdown(h1, rows1, notes1, "Table 1: FID"),
     _csv([*h1, "photos", "cartoons"], csv1),
