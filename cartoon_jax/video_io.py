@@ -3,6 +3,12 @@
 Frames cross the process boundary as raw RGB24 bytes on pipes, so nothing here depends on how ffmpeg
 was built beyond libx264 and the native AAC encoder. Frame rates are kept as exact fractions
 (30000/1001, not 29.97), read from the stream's packet timestamps.
+
+`probe` reads ffmpeg's stream header lines with regexes, deliberately: imageio-ffmpeg ships no
+ffprobe (whose JSON output would be structured), and PyAV would bring a second FFmpeg build
+whose demuxer and decoder could disagree with the binary that decodes the frames. The exact rate
+and frame count come from `-f framecrc` packet lines, a machine format; the regexes only read the
+size, codec, rotation and audio fields of the `Stream #` lines.
 """
 
 import dataclasses
