@@ -535,6 +535,16 @@ def create_dataset(
   return _CountSkipped(ds, skipped)
 
 
+def batch_spec(*, global_batch_size: int, image_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes and dtypes of a global batch after `to_global` ("num_skipped" popped)."""
+  image = jax.ShapeDtypeStruct((global_batch_size, image_size, image_size, 3), np.float32)
+  return {
+    "photo": image,
+    "cartoon": image,
+    "is_face": jax.ShapeDtypeStruct((global_batch_size,), np.bool_),
+  }
+
+
 def to_global(batch: dict[str, Any], sharding: jax.sharding.NamedSharding) -> dict[str, Any]:
   """Global `jax.Array`s from each process's rows (leading axis split by `sharding`).
 

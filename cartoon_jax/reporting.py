@@ -8,34 +8,51 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
 from cartoon_jax import images
 
+LABEL_HEIGHT = 12
 
-def image_grid(columns: Sequence[np.ndarray], *, max_rows: int = 4, pad: int = 2) -> np.ndarray:
+
+def image_grid(
+  columns: Sequence[np.ndarray],
+  *,
+  labels: Sequence[str] | None = None,
+  max_rows: int = 4,
+  pad: int = 2,
+) -> np.ndarray:
   """Tiles image batches side by side: column j = columns[j], row i = sample i.
 
   Args:
     columns: batches (B, H, W, C) with C in {1, 3}, values in [-1, 1]; same B, H, W.
+    labels: a name per column, written in a strip above it (cut to the column's width).
     max_rows: at most this many samples (rows).
     pad: white border width in pixels.
 
   Returns:
-    uint8 RGB image (rows*(H+pad)+pad, cols*(W+pad)+pad, 3).
+    uint8 RGB image (L + rows*(H+pad)+pad, cols*(W+pad)+pad, 3), L = LABEL_HEIGHT with labels,
+    else 0.
   """
   rows = min(max_rows, min(len(c) for c in columns))
   h, w = columns[0].shape[1:3]
-  grid = np.full((rows * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+  top = LABEL_HEIGHT if labels else 0
+  grid = np.full((top + rows * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+  for j, label in enumerate(labels or ()):
+    x = pad + j * (w + pad)
+    cell = np.full((top, w, 3), 255, np.uint8)
+    cv2.putText(cell, label, (1, top - 3), cv2.FONT_HERSHEY_PLAIN, 0.7, (0, 0, 0), 1, cv2.LINE_AA)
+    grid[:top, x : x + w] = cell
   for j, col in enumerate(columns):
     col = np.nan_to_num(np.asarray(col, np.float32)[:rows])
     if col.shape[-1] == 1:
       col = np.repeat(col, 3, axis=-1)
     pixels = np.clip(np.rint((col + 1.0) * 127.5), 0, 255).astype(np.uint8)
     for i in range(rows):
-      y, x = pad + i * (h + pad), pad + j * (w + pad)
+      y, x = top + pad + i * (h + pad), pad + j * (w + pad)
       grid[y : y + h, x : x + w] = pixels[i]
   return grid
 
@@ -108,12 +125,23 @@ class Reporter:
       shown = {k.split("/")[-1]: f"{float(v):.3g}" for k, v in metrics.items() if "loss" in k}
       self._bar.set_postfix(shown, refresh=False)
 
-  def write_grid(self, step: int, columns: Sequence[np.ndarray], *, name: str) -> str | None:
-    """Writes samples/{name}_{step:07d}.png, one column per batch of `columns`; returns the path."""
+  def write_grid(
+    self,
+    step: int,
+    columns: Sequence[np.ndarray],
+    *,
+    name: str,
+    labels: Sequence[str] | None = None,
+  ) -> str | None:
+    """Writes samples/{name}_{step:07d}.png (one column per batch of `columns`, headed by
+    `labels`) and the same grid to TensorBoard as image `samples/{name}`; returns the path."""
     if not self.enabled:
       return None
     path = os.path.join(self.sample_dir, f"{name}_{int(step):07d}.png")
-    images.write_image(path, image_grid(columns))
+    grid = image_grid(columns, labels=labels)
+    images.write_image(path, grid)
+    self._writer.add_image(f"samples/{name}", grid, int(step), dataformats="HWC")
+    self._writer.flush()
     return path
 
   def message(self, text: str) -> None:

@@ -332,16 +332,13 @@ def data_iterator(config: mlc.ConfigDict) -> input_pipeline.SkipCountingIterator
 
 
 def load_init_generator(path: str, config: mlc.ConfigDict) -> Any:
-  """Generator params to start from: `generator_io.load(path)`, whose settings must be the
-  config's (ValueError naming both otherwise)."""
-  generator = generator_io.load(path)
-  want = generator_io.settings_from(config.model.generator)
-  if generator.settings != want:
-    raise ValueError(
-      f"init_from={path}: generator settings {generator.settings} differ from "
-      f"config.model.generator {want}"
-    )
-  return generator.variables["params"]
+  """Generator params to start from: `generator_io.load(path)`, checked against the config's
+  generator (ValueError naming the key otherwise). The SSA patch size may differ: SSA has no
+  parameters, so a pretrained generator starts the plain-skip and the SSA variants alike."""
+  module = SSAGenerator(**generator_io.settings_from(config.model.generator))
+  variables = generator_io.load(path).variables
+  generator_io.check(variables, module, source=f"init_from={path}")
+  return variables["params"]
 
 
 def _host(x: jax.Array) -> np.ndarray:
@@ -379,6 +376,31 @@ def _check_finite(pending: list[tuple[int, dict[str, np.ndarray]]]) -> None:
       raise FloatingPointError(
         f"non-finite loss at step {step} ({', '.join(bad)}); the last good checkpoint is kept"
       )
+
+
+def _compile_ahead(
+  steps: dict[str, Any],
+  state: ts.TrainState,
+  vgg: Any,
+  batch_sharding: jax.sharding.NamedSharding,
+  config: mlc.ConfigDict,
+  *,
+  phases: tuple[bool, bool],
+) -> None:
+  """Compiles the steps of the phases still to run (pretrain, main) before the progress bar
+  starts, so its rate and ETA measure training, not compilation; replaces them in `steps` by
+  their compiled executables."""
+  spec = input_pipeline.batch_spec(
+    global_batch_size=config.batch_size, image_size=config.data.image_size
+  )
+  batch = {
+    k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sharding) for k, v in spec.items()
+  }
+  if phases[0]:
+    steps["pretrain"] = steps["pretrain"].lower(state, batch).compile()
+    steps["generate"] = steps["generate"].lower(state.g_params, batch["photo"]).compile()
+  if phases[1]:
+    steps["train"] = steps["train"].lower(state, batch, vgg).compile()
 
 
 def train_and_evaluate(
@@ -434,6 +456,15 @@ def train_and_evaluate(
   config_dict = config.to_dict()
   last_saved = manager.latest_step()
   step = int(_host(state.step))
+  batch_sharding = parallel.batch_sharding(mesh)
+  _compile_ahead(
+    steps,
+    state,
+    vgg,
+    batch_sharding,
+    config,
+    phases=(step < pretrain_steps, total_steps > max(step, pretrain_steps)),
+  )
   reporter = reporting.Reporter(
     workdir,
     total_steps=total_steps,
@@ -446,7 +477,6 @@ def train_and_evaluate(
     reporter.message(f"resumed from {manager.directory} at step {step}")
   stop = _Stop()
   previous_handler = signal.signal(signal.SIGTERM, stop)
-  batch_sharding = parallel.batch_sharding(mesh)
   pending, window_start, wait_s = [], time.perf_counter(), 0.0
 
   def flush_metrics(step: int) -> None:
@@ -503,8 +533,10 @@ def train_and_evaluate(
             "output": steps["generate"](state.g_params, batch["photo"]),
           }
         if is_main:
-          columns = [_local_batch(images[k]) for k in GRID_COLUMNS if k in images]
-          reporter.write_grid(step, columns, name="pretrain" if step <= pretrain_steps else "train")
+          names = [k for k in GRID_COLUMNS if k in images]
+          columns = [_local_batch(images[k]) for k in names]
+          phase = "pretrain" if step <= pretrain_steps else "train"
+          reporter.write_grid(step, columns, name=phase, labels=names)
       if step % config.train.checkpoint_every_steps == 0 or step == total_steps:
         save(step)
     if stop.requested:

@@ -26,6 +26,7 @@ from cartoon_jax import (
 )
 from cartoon_jax import train_state as ts
 from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
+from cartoon_jax.models.generator import SSAGenerator
 from configs import demo
 
 
@@ -99,6 +100,24 @@ def test_main_schedule_constant_then_linear():
     ts.main_schedule(lr=1.0, decay_start_step=3, decay_end_step=3)
 
 
+def test_init_from_fits_any_ssa_patch_size_but_not_another_width(tmp_path):
+  """A pretrained generator starts the plain-skip and the SSA variants alike (SSA has no
+  parameters); another width is refused naming the key."""
+  config = tiny_config()
+  settings = generator_io.settings_from(config.model.generator)
+  pretrained = {**settings, "ssa_patch_size": 3}
+  params = SSAGenerator(**pretrained).init(jax.random.key(0), np.zeros((1, 16, 16, 3)))["params"]
+  path = str(tmp_path / "pretrain.npz")
+  export.save_params({"params": params}, path, meta=generator_io.export_meta(pretrained))
+  for patch in (0, 3, 5):
+    config.model.generator.ssa_patch_size = patch
+    got = train.load_init_generator(path, config)
+    assert jax.tree.structure(got) == jax.tree.structure(params)
+  config.model.generator.channels += 4
+  with pytest.raises(ValueError, match="init_from=.*pretrain.npz: key .* has shape"):
+    train.load_init_generator(path, config)
+
+
 def test_image_grid_matches_loop_reference():
   rng = np.random.default_rng(0)
   a = rng.uniform(-1, 1, (5, 4, 6, 3)).astype(np.float32)
@@ -114,6 +133,12 @@ def test_image_grid_matches_loop_reference():
             v = min(255, max(0, round((float(col[i, y, x, ch]) + 1) * 127.5)))
             want[1 + i * 5 + y, 1 + j * 7 + x, ch] = v
   np.testing.assert_array_equal(grid, want)
+  # Column labels: a strip above, the images unchanged below it; text only where labelled.
+  top = reporting.LABEL_HEIGHT
+  labelled = reporting.image_grid([a, b], labels=["photo", ""], max_rows=3, pad=1)
+  np.testing.assert_array_equal(labelled[top:], want)
+  strip = labelled[:top]
+  assert (strip[:, 1:7] < 128).any() and (strip[:, 8:14] == 255).all()
 
 
 def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
@@ -121,7 +146,7 @@ def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
   r.write_config({"a": 1, "b": {"c": None}})
   r.log_metrics(2, {"loss/x": np.float32(0.5), "lr": 1e-3})
   r.log_metrics(4, {"loss/x": float("nan")})
-  path = r.write_grid(4, [np.zeros((2, 8, 8, 3))], name="train")
+  path = r.write_grid(4, [np.zeros((2, 8, 8, 3))], name="train", labels=["photo"])
   r.close()
   assert read_json(tmp_path / "config.json") == {"a": 1, "b": {"c": None}}
   assert read_metrics(tmp_path) == [
@@ -129,8 +154,10 @@ def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
     {"step": 4, "loss/x": "nan"},
   ]
   image = cv2.imread(path)
-  assert image.shape == (2 * 10 + 2, 12, 3)
-  assert os.listdir(tmp_path / "tensorboard")
+  assert image.shape == (reporting.LABEL_HEIGHT + 2 * 10 + 2, 12, 3)
+  (events,) = os.listdir(tmp_path / "tensorboard")
+  data = (tmp_path / "tensorboard" / events).read_bytes()
+  assert b"samples/train" in data and b"\x89PNG" in data  # the grid, as a PNG image summary
   quiet = reporting.Reporter(str(tmp_path / "other"), total_steps=1, initial_step=0, enabled=False)
   quiet.log_metrics(1, {"x": 1.0})
   assert not os.path.exists(tmp_path / "other")
@@ -199,7 +226,7 @@ def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
   assert sorted(os.listdir(outputs["checkpoints"])) == ["2", "4"]
   assert sorted(os.listdir(outputs["samples"])) == ["train_0000002.png", "train_0000004.png"]
   grid = cv2.imread(os.path.join(outputs["samples"], "train_0000004.png"))
-  assert grid.shape[1] == 5 * (32 + 2) + 2
+  assert grid.shape == (reporting.LABEL_HEIGHT + 4 * (32 + 2) + 2, 5 * (32 + 2) + 2, 3)
   assert read_json(os.path.join(workdir, "config.json"))["batch_size"] == 8
 
   from_checkpoint = generator_io.load(workdir)
@@ -261,7 +288,7 @@ def test_init_from_pretrain_run_and_from_npz_start_main_phase(straight_run, tmp_
     assert [r["step"] for r in records] == [6] and "loss/g_total" in records[0]
   config = tiny_config(pretrain_steps=5, steps=1)
   config.init_from, config.model.generator.channels = straight, 4
-  with pytest.raises(ValueError, match="differ from config.model.generator"):
+  with pytest.raises(ValueError, match="init_from=.*: key .* has shape"):
     run(config, str(tmp_path / "other"))
 
 
