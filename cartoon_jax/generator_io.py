@@ -50,7 +50,8 @@ class Generator:
 
 def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   """The generator stored at `path`: an exported or converted .npz, a training workdir (its latest
-  checkpoint, else its exported generator.npz) or a checkpoints/ folder.
+  checkpoint, else its exported generator.npz) or a checkpoints/ folder. An .npz may hold
+  {'params': ...} (what export writes) or the params tree itself.
 
   FileNotFoundError if nothing is there; ValueError naming the file and key if the weights are of
   another model or do not fit their settings.
@@ -59,7 +60,8 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
     meta = export.load_meta(path)
     if meta.get("model", MODEL) != MODEL:
       raise ValueError(f"{path}: weights of model {meta['model']!r}, not a {MODEL}")
-    params = export.load_params(path).get("params", {})
+    tree = export.load_params(path)
+    params = tree.get("params", tree)  # also a bare params tree
     settings, step = settings_from(meta), meta.get("step")
   else:
     directory = checkpointing.checkpoint_dir(path)

@@ -64,7 +64,7 @@ def params_npz(tmp_path_factory) -> str:
   module = SSAGenerator(**TINY)
   variables = module.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables["params"], path, meta=generator_io.export_meta(TINY))
+  export.save_params(variables, path, meta=generator_io.export_meta(TINY))
   return path
 
 

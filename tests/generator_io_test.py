@@ -42,6 +42,9 @@ def test_npz_and_workdir_with_only_an_export(tmp_path, params):
     x = np.zeros((1, 16, 16, 3), np.float32)
     assert g.module.apply(g.variables, x).shape == (1, 16, 16, 3)
   assert generator_io.load(path, dtype=jnp.bfloat16).module.dtype == jnp.bfloat16
+  bare = str(tmp_path / "bare_params.npz")
+  export.save_params(params, bare, meta=generator_io.export_meta(TINY))
+  _same(generator_io.load(bare).variables["params"], params)
 
 
 def test_checkpoint_wins_over_the_export(tmp_path, params):
