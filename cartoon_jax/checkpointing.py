@@ -69,18 +69,20 @@ def restore(
   """Restores the train state (shaped/sharded like `abstract_state`) and, in place, the iterator.
 
   `step` defaults to the latest checkpoint. A checkpoint written by another number of processes
-  restores too (see `_iterator_state_for_new_topology`). Returns the restored state.
+  restores too: the iterator then takes its position from every process's saved state
+  (`set_state_from_processes`). Returns the restored state.
   """
   step = manager.latest_step() if step is None else step
   if step is None:
     raise FileNotFoundError(f"no checkpoint in {manager.directory}")
   iter_dir = os.path.join(str(manager.directory), str(step), "data_iter")
   own = os.path.join(iter_dir, f"process_{jax.process_index()}-of-{jax.process_count()}.json")
+  same_topology = os.path.isfile(own)
   args = {"state": ocp.args.StandardRestore(abstract_state)}
-  if os.path.isfile(own):
+  if same_topology:
     args["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
   restored = manager.restore(step, args=ocp.args.Composite(**args))
-  if not os.path.isfile(own):
+  if not same_topology:
     try:
       data_iter.set_state_from_processes(_saved_iterator_states(iter_dir))
     except ValueError as e:

@@ -21,7 +21,6 @@ from cartoon_jax.models.generator import SSAGenerator
 
 MODEL = "SSAGenerator"
 PAPER_SETTINGS = {"channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
-SETTINGS = tuple(PAPER_SETTINGS)
 
 
 def settings_from(values: Mapping[str, Any]) -> dict[str, int]:
@@ -45,7 +44,6 @@ class Generator:
   variables: dict[str, Any]  # {'params': nested dict of NumPy float32 arrays}
   settings: dict[str, int]
   step: int | None
-  source: str
 
 
 def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
@@ -79,7 +77,7 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   module = SSAGenerator(**settings, dtype=dtype)
   variables = {"params": params}
   check(variables, module, source=path)
-  return Generator(module, variables, settings, step, path)
+  return Generator(module, variables, settings, step)
 
 
 def check(variables: Mapping[str, Any], module: SSAGenerator, *, source: str) -> None:

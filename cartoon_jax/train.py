@@ -385,9 +385,10 @@ def _compile_ahead(
   batch_sharding: jax.sharding.NamedSharding,
   config: mlc.ConfigDict,
   *,
-  phases: tuple[bool, bool],
+  pretrain: bool,
+  main: bool,
 ) -> None:
-  """Compiles the steps of the phases still to run (pretrain, main) before the progress bar
+  """Compiles the steps of the phases still to run (`pretrain`, `main`) before the progress bar
   starts, so its rate and ETA measure training, not compilation; replaces them in `steps` by
   their compiled executables."""
   spec = input_pipeline.batch_spec(
@@ -396,10 +397,10 @@ def _compile_ahead(
   batch = {
     k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sharding) for k, v in spec.items()
   }
-  if phases[0]:
+  if pretrain:
     steps["pretrain"] = steps["pretrain"].lower(state, batch).compile()
     steps["generate"] = steps["generate"].lower(state.g_params, batch["photo"]).compile()
-  if phases[1]:
+  if main:
     steps["train"] = steps["train"].lower(state, batch, vgg).compile()
 
 
@@ -463,7 +464,8 @@ def train_and_evaluate(
     vgg,
     batch_sharding,
     config,
-    phases=(step < pretrain_steps, total_steps > max(step, pretrain_steps)),
+    pretrain=step < pretrain_steps,
+    main=total_steps > max(step, pretrain_steps),
   )
   reporter = reporting.Reporter(
     workdir,
