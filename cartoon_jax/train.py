@@ -22,7 +22,6 @@ import optax
 
 from cartoon_jax import (
   checkpointing,
-  export,
   generator_io,
   input_pipeline,
   losses,
@@ -556,8 +555,8 @@ def train_and_evaluate(
   if step == total_steps:
     path = os.path.join(workdir, checkpointing.EXPORT_NAME)
     if is_main:
-      meta = generator_io.export_meta(generator_io.settings_from(config.model.generator), step=step)
-      export.save_params({"params": jax.tree.map(_host, state.g_params)}, path, meta=meta)
+      settings = generator_io.settings_from(config.model.generator)
+      generator_io.save(jax.tree.map(_host, state.g_params), settings, path, step=step)
     outputs["exported generator"] = path
   manager.close()
   return outputs

@@ -25,9 +25,9 @@ from cartoon_jax import (
   train,
 )
 from cartoon_jax import train_state as ts
+from cartoon_jax.configs import demo
 from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from cartoon_jax.models.generator import SSAGenerator
-from configs import demo
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +108,7 @@ def test_init_from_fits_any_ssa_patch_size_but_not_another_width(tmp_path):
   pretrained = {**settings, "ssa_patch_size": 3}
   params = SSAGenerator(**pretrained).init(jax.random.key(0), np.zeros((1, 16, 16, 3)))["params"]
   path = str(tmp_path / "pretrain.npz")
-  export.save_params({"params": params}, path, meta=generator_io.export_meta(pretrained))
+  generator_io.save(params, pretrained, path)
   for patch in (0, 3, 5):
     config.model.generator.ssa_patch_size = patch
     got = train.load_init_generator(path, config)
