@@ -4,6 +4,7 @@
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,14 @@ TINY = [
 def installed(tmp_path_factory):
   """(bin folder, environment) of the wheel installed with --target into an empty folder."""
   tmp = tmp_path_factory.mktemp("install")
+  # A copy of what the build reads, so setuptools' build/ folder is not left in the checkout.
+  source = tmp / "source"
+  shutil.copytree(os.path.join(ROOT, "cartoon_jax"), source / "cartoon_jax",
+                  ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+  for name in ("pyproject.toml", "README.md", "requirements.txt", "requirements-onnx.txt"):
+    shutil.copy(os.path.join(ROOT, name), source / name)
   build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-  subprocess.run([*build, "-w", str(tmp / "dist"), ROOT], check=True, timeout=600)
+  subprocess.run([*build, "-w", str(tmp / "dist"), str(source)], check=True, timeout=600)
   (wheel,) = glob.glob(str(tmp / "dist" / "cartoon_jax-*.whl"))
   install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target"]
   subprocess.run([*install, str(tmp / "site"), wheel], check=True, timeout=600)

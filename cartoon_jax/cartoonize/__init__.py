@@ -12,4 +12,11 @@ Any frame size works: frames are reflect-padded to a multiple of 4 and cropped b
 from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
 from cartoon_jax.cartoonize.jobs import Summary, cartoonize, contact_sheet, detect_kind
 
-__all__ = ["Cartoonizer", "OnnxCartoonizer", "Summary", "cartoonize", "contact_sheet", "detect_kind"]
+__all__ = [
+  "Cartoonizer",
+  "OnnxCartoonizer",
+  "Summary",
+  "cartoonize",
+  "contact_sheet",
+  "detect_kind",
+]
