@@ -223,6 +223,13 @@ def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
   for r in records:
     assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
   assert records[1]["loss/d_total"] > 0
+  # The logged LR is the one each update used (read from the optimizer state): main-phase counts
+  # 0, 1, 2 give lr, lr, 0.8 lr with the decay over main steps 1..6; one step late would read
+  # lr, 0.8 lr, 0.6 lr.
+  o = tiny_config().optim
+  main = ts.main_schedule(lr=o.lr, decay_start_step=1, decay_end_step=6)
+  want = [ts.pretrain_schedule(lr=o.lr, steps=1)(0)] + [main(i) for i in range(3)]
+  np.testing.assert_allclose([r["lr"] for r in records], np.asarray(want), rtol=1e-6)
   assert sorted(os.listdir(outputs["checkpoints"])) == ["2", "4"]
   assert sorted(os.listdir(outputs["samples"])) == ["train_0000002.png", "train_0000004.png"]
   grid = cv2.imread(os.path.join(outputs["samples"], "train_0000004.png"))
