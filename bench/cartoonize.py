@@ -40,7 +40,7 @@ def main() -> None:
   per_frame = {}
   for h, w in ((256, 256), (720, 1280)):
     for batch in (1, 8):
-      cartoonizer = Cartoonizer(variables, batch_size=batch, bf16=args.bf16)
+      cartoonizer = Cartoonizer(model, variables, batch_size=batch, bf16=args.bf16)
       frames = rng.integers(0, 255, (batch, h, w, 3), np.uint8)
       seconds = best_seconds(cartoonizer, frames, repeats=args.repeats)
       per_frame[(h, w, batch)] = seconds / batch

@@ -5,7 +5,7 @@
 
 Default source: the bundled sample set (256x256 PNGs). A second set holds the same images enlarged
 to --large pixels as JPEG files (like camera photos or video frames), read from the folder with
-resizing on the fly and from shards that data.prepare resized once. Shards are written into a
+resizing on the fly and from shards that prepare resized once. Shards are written into a
 temporary folder in the same run, so every row reads the same images on the same machine.
 """
 
@@ -19,8 +19,12 @@ import cv2
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from cartoon_jax import images, input_pipeline, sample_data  # noqa: E402
-from data import prepare  # noqa: E402
+from cartoon_jax import (  # noqa: E402
+  images,
+  input_pipeline,
+  prepare,  # noqa: E402
+  sample_data,
+)
 
 
 def batches_per_s(source: str, *, batches: int, **kwargs) -> float:
@@ -81,7 +85,7 @@ def main() -> None:
     rates = {name: batches_per_s(src, **common, **kw) for name, src, kw in rows}
   print(
     f"{args.image_size}x{args.image_size}, batch {args.batch}, workers {args.workers}, "
-    f"{os.cpu_count()} CPUs; source {source}; data.prepare took {prepare_s:.1f} s"
+    f"{os.cpu_count()} CPUs; source {source}; prepare took {prepare_s:.1f} s"
   )
   base = rates["folder, centre crop"]
   for name, rate in rates.items():

@@ -20,7 +20,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from cartoon_jax import input_pipeline, parallel, train  # noqa: E402
-from configs import ssa_pmc  # noqa: E402
+from cartoon_jax.configs import ssa_pmc  # noqa: E402
 
 
 def matmul_flops_per_s(n: int, reps: int) -> float:

@@ -81,7 +81,19 @@ def restore(
   args = {"state": ocp.args.StandardRestore(abstract_state)}
   if same_topology:
     args["data_iter"] = grain.checkpoint.CheckpointRestore(data_iter)
-  restored = manager.restore(step, args=ocp.args.Composite(**args))
+  try:
+    restored = manager.restore(step, args=ocp.args.Composite(**args))
+  except ValueError as e:
+    if "tree structures do not match" not in str(e):
+      raise
+    # Orbax lists the differing subtrees as unindented "name:" lines.
+    keys = [line[:-1] for line in str(e).splitlines() if line.endswith(":") and line[0] != " "]
+    raise ValueError(
+      f"{manager.directory}/{step}: the saved train state does not fit this run's (differs in "
+      f"{', '.join(keys[1:]) or 'its structure'}): saved by an older cartoon_jax or with other "
+      "model or optimizer settings. Continue from its generator in a new workdir with "
+      f"--config.init_from={os.path.dirname(str(manager.directory))}"
+    ) from None
   if not same_topology:
     try:
       data_iter.set_state_from_processes(_saved_iterator_states(iter_dir))

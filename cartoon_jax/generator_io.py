@@ -80,6 +80,15 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   return Generator(module, variables, settings, step)
 
 
+def save(
+  params: Mapping[str, Any], settings: Mapping[str, int], path: str, *, step: int | None = None
+) -> None:
+  """Writes the generator's params tree and settings (+ step) to the .npz `path` atomically, in
+  the layout `load` reads ({'params': ...} and the metadata of `export_meta`)."""
+  extra = {} if step is None else {"step": int(step)}
+  export.save_params({"params": params}, path, meta=export_meta(settings, **extra))
+
+
 def check(variables: Mapping[str, Any], module: SSAGenerator, *, source: str) -> None:
   """ValueError naming `source` and the first key of `variables` that `module` lacks, misses or
   shapes otherwise."""

@@ -10,7 +10,7 @@ Sources (the `source` string):
   - "sample": the bundled sample set (`cartoon_jax.sample_data.ensure_sample_dataset`).
   - a dataset folder with scenery_photo/, scenery_cartoon/ and optionally face_photo/ and
     face_cartoon/ (searched recursively for `images.IMAGE_EXTENSIONS` files).
-  - a folder written by `python -m data.prepare` (it holds `dataset.json` and ArrayRecord shards).
+  - a folder written by `cartoon-jax prepare` (it holds `dataset.json` and ArrayRecord shards).
   - "tfds:NAME[?photo=SPLIT&cartoon=SPLIT&image_key=KEY&data_dir=DIR]": a TFDS dataset prepared in
     ArrayRecord format, read with `tfds.data_source` (defaults photo=trainA, cartoon=trainB,
     image_key=image). Needs `tensorflow-datasets`, imported only here.
@@ -55,7 +55,7 @@ _PREFETCH_BATCHES = 4
 
 
 # ------------------------------------------------------------------------------------------------
-# Training-specific image helpers (shared with data/prepare.py); files are read by `images`.
+# Training-specific image helpers (shared with prepare.py); files are read by `images`.
 # ------------------------------------------------------------------------------------------------
 
 

@@ -22,7 +22,6 @@ import optax
 
 from cartoon_jax import (
   checkpointing,
-  export,
   generator_io,
   input_pipeline,
   losses,
@@ -118,7 +117,7 @@ def loss_settings(config: mlc.ConfigDict) -> tuple[losses.LossWeights, losses.Lo
 
 
 def optimizers(config: mlc.ConfigDict) -> dict[str, Any]:
-  """Adams for G in the pretrain phase, G in the main phase, both Ds; and the two LR schedules."""
+  """Adams for G in the pretrain phase, G in the main phase and both Ds, with their LR schedules."""
   o = config.optim
   main = ts.main_schedule(
     lr=o.lr, decay_start_step=o.decay_start_step, decay_end_step=o.decay_end_step
@@ -128,8 +127,6 @@ def optimizers(config: mlc.ConfigDict) -> dict[str, Any]:
     "g_pretrain": ts.adam(pre, b1=o.b1, b2=o.b2),
     "g_main": ts.adam(main, b1=o.b1, b2=o.b2),
     "d": ts.adam(main, b1=o.b1, b2=o.b2),
-    "schedule_pretrain": pre,
-    "schedule_main": main,
   }
 
 
@@ -138,23 +135,14 @@ def optimizers(config: mlc.ConfigDict) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _schedule_count(opt_state: optax.OptState) -> jax.Array:
-  """The step count an optax schedule inside `opt_state` is evaluated at."""
-  is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
-  (state,) = [s for s in jax.tree.leaves(opt_state, is_leaf=is_schedule) if is_schedule(s)]
-  return state.count
-
-
 def pretrain_step(
   state: ts.TrainState,
   batch: Mapping[str, jax.Array],
   *,
   generator: Any,
   g_tx: optax.GradientTransformation,
-  schedule: optax.Schedule,
 ) -> tuple[ts.TrainState, dict[str, jax.Array]]:
   """One L1-reconstruction update of G; returns the new state and global-mean metrics."""
-  lr = schedule(_schedule_count(state.g_opt_state))
   (loss, terms), grads = parallel.value_and_mean_grad(
     functools.partial(losses.pretrain_loss, generator=generator, photo=batch["photo"]),
     state.g_params,
@@ -163,7 +151,7 @@ def pretrain_step(
   updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
   metrics = {"loss/pretrain": loss, **{f"pretrain/{k}": v for k, v in terms.items()}}
   metrics = parallel.pmean(metrics)
-  metrics |= {"lr": lr, "grad_norm/g": optax.tree.norm(grads)}
+  metrics |= {"lr": ts.current_lr(g_opt_state), "grad_norm/g": optax.tree.norm(grads)}
   new_state = state.replace(
     step=state.step + 1,
     g_params=optax.apply_updates(state.g_params, updates),
@@ -180,7 +168,6 @@ def train_step(
   nets: losses.Nets,
   g_tx: optax.GradientTransformation,
   d_tx: optax.GradientTransformation,
-  schedule: optax.Schedule,
   loss_weights: losses.LossWeights,
   loss_options: losses.LossOptions,
   dtype: jnp.dtype,
@@ -196,7 +183,6 @@ def train_step(
     for name in ts.DISCRIMINATORS
   }
   variables |= {name: {"params": params} for name, params in vgg.items()}
-  lr = schedule(_schedule_count(state.d_opt_state))
 
   (g_loss, (g_terms, stats, images)), g_grads = parallel.value_and_mean_grad(
     functools.partial(
@@ -237,7 +223,7 @@ def train_step(
   metrics |= {f"d/{k}": v for k, v in d_terms.items()}
   metrics = parallel.pmean(metrics)
   metrics |= {
-    "lr": lr,
+    "lr": ts.current_lr(g_opt_state),
     "grad_norm/g": optax.tree.norm(g_grads),
     "grad_norm/d": optax.tree.norm(d_grads),
   }
@@ -267,14 +253,12 @@ def build_steps(
     pretrain_step,
     generator=nets.generator,
     g_tx=optim["g_pretrain"],
-    schedule=optim["schedule_pretrain"],
   )
   main = functools.partial(
     train_step,
     nets=nets,
     g_tx=optim["g_main"],
     d_tx=optim["d"],
-    schedule=optim["schedule_main"],
     loss_weights=weights_,
     loss_options=options,
     dtype=compute_dtype(config),
@@ -556,8 +540,8 @@ def train_and_evaluate(
   if step == total_steps:
     path = os.path.join(workdir, checkpointing.EXPORT_NAME)
     if is_main:
-      meta = generator_io.export_meta(generator_io.settings_from(config.model.generator), step=step)
-      export.save_params({"params": jax.tree.map(_host, state.g_params)}, path, meta=meta)
+      settings = generator_io.settings_from(config.model.generator)
+      generator_io.save(jax.tree.map(_host, state.g_params), settings, path, step=step)
     outputs["exported generator"] = path
   manager.close()
   return outputs

@@ -45,8 +45,16 @@ class TrainState:
 def adam(
   learning_rate: optax.ScalarOrSchedule, *, b1: float, b2: float
 ) -> optax.GradientTransformation:
-  """Adam with the given learning rate (or schedule of the optimizer's own step count)."""
-  return optax.adam(learning_rate, b1=b1, b2=b2)
+  """Adam with the given learning rate (or schedule of the optimizer's own step count); the rate
+  of the last update is in the state (`current_lr`)."""
+  return optax.inject_hyperparams(optax.adam, static_args=("b1", "b2"))(
+    learning_rate=learning_rate, b1=b1, b2=b2
+  )
+
+
+def current_lr(opt_state: optax.OptState) -> jax.Array:
+  """The learning rate the last update of an `adam` state used (its schedule's value then)."""
+  return opt_state.hyperparams["learning_rate"]
 
 
 def pretrain_schedule(*, lr: float, steps: int) -> optax.Schedule:

@@ -1,15 +1,5 @@
-r"""Ablation row "baseline": plain U-Net skips (no SSA), no PMC; otherwise the paper's run.
+"""For `python launch.py --config configs/baseline.py`: the packaged config of that name."""
 
-python launch.py --config configs/baseline.py --workdir runs/baseline --config.data.source=DATA
-"""
+from cartoon_jax.configs.baseline import get_config
 
-import ml_collections as mlc
-
-from configs import common
-
-
-def get_config() -> mlc.ConfigDict:
-  config = common.base_config()
-  config.model.generator.ssa_patch_size = 0
-  config.loss.weights.pmc = 0.0
-  return config
+__all__ = ["get_config"]

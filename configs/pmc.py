@@ -1,14 +1,5 @@
-r"""Ablation row "+PMC": plain U-Net skips (no SSA) with PMC (weight 1); otherwise the paper's run.
+"""For `python launch.py --config configs/pmc.py`: the packaged config of that name."""
 
-python launch.py --config configs/pmc.py --workdir runs/pmc --config.data.source=DATA
-"""
+from cartoon_jax.configs.pmc import get_config
 
-import ml_collections as mlc
-
-from configs import common
-
-
-def get_config() -> mlc.ConfigDict:
-  config = common.base_config()
-  config.model.generator.ssa_patch_size = 0
-  return config
+__all__ = ["get_config"]

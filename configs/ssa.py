@@ -1,16 +1,5 @@
-r"""Ablation row "+SSA": SSA generator (R=3), no PMC; otherwise the paper's run.
+"""For `python launch.py --config configs/ssa.py`: the packaged config of that name."""
 
-  python launch.py --config configs/ssa.py --workdir runs/ssa --config.data.source=DATA
+from cartoon_jax.configs.ssa import get_config
 
-The patch-width study (R = 3, 5, 7) is `--config.model.generator.ssa_patch_size=5` etc.
-"""
-
-import ml_collections as mlc
-
-from configs import common
-
-
-def get_config() -> mlc.ConfigDict:
-  config = common.base_config()
-  config.loss.weights.pmc = 0.0
-  return config
+__all__ = ["get_config"]

@@ -155,12 +155,12 @@ def test_padding_path_is_exact(cartoonizer, variables):
 
 def test_one_compilation_for_full_and_partial_batches(variables):
   c = cz.Cartoonizer(_model(TINY), variables, batch_size=4)
-  compiled = c._forward._cache_size()  # shared by Cartoonizers of one model config
+  compiled = c._forward.func._cache_size()  # shared by Cartoonizers of one model config
   frames = np.random.default_rng(0).integers(0, 255, (10, 36, 44, 3), np.uint8)
   outs = [out for _, out in c.map([frames[:4], frames[4:8], frames[8:]])]
   assert [o.shape[0] for o in outs] == [4, 4, 2]
   assert c(frames).shape == frames.shape
-  assert c._forward._cache_size() == compiled + 1
+  assert c._forward.func._cache_size() == compiled + 1
 
 
 def test_bf16_is_close_to_float32(cartoonizer, variables):
@@ -200,10 +200,10 @@ def test_out_of_memory_falls_back_to_tiles(variables, monkeypatch, capsys):
   c = cz.Cartoonizer(_model(TINY), variables, batch_size=2)
   real = c._forward
 
-  def forward(params, frames, *, as_uint8):
+  def forward(frames, *, as_uint8):
     if frames.shape[1] > 64:  # a device too small for frames over 64 pixels
       raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
-    return real(params, frames, as_uint8=as_uint8)
+    return real(frames, as_uint8=as_uint8)
 
   c._forward = forward
   monkeypatch.setattr(engine, "_MIN_AUTO_TILE", 32)

@@ -113,6 +113,23 @@ def test_missing_checkpoints_are_clear_errors(tmp_path):
     checkpointing.restore(manager, abstract_state={}, data_iter=toy_iterator())
 
 
+def test_a_state_of_another_structure_is_one_clear_error(tmp_path):
+  """As a checkpoint written before the optimizer state gained its hyperparameters."""
+  mesh = parallel.make_mesh()
+  state = parallel.replicate({**toy_state(1), "g_opt_state": [jnp.zeros(2)]}, mesh)
+  with checkpointing.create_manager(str(tmp_path / "checkpoints")) as manager:
+    checkpointing.save(manager, 5, state=state, data_iter=toy_iterator(), config={})
+    manager.wait_until_finished()
+  other = {**toy_state(1), "g_opt_state": {"count": jnp.zeros(2)}}
+  abstract = parallel.abstract_replicated(jax.eval_shape(lambda: other), mesh)
+  with (
+    pytest.raises(ValueError, match=r"checkpoints/5: .*differs in g_opt_state\).*init_from=") as e,
+    checkpointing.create_manager(str(tmp_path / "checkpoints")) as manager,
+  ):
+    checkpointing.restore(manager, abstract_state=abstract, data_iter=toy_iterator())
+  assert "\n" not in str(e.value) and str(e.value).endswith(f"init_from={tmp_path}")
+
+
 def test_create_manager_rejects_bad_keep(tmp_path):
   with pytest.raises(ValueError, match="keep=0"):
     checkpointing.create_manager(str(tmp_path), keep=0)

@@ -181,12 +181,19 @@ def test_evaluate_mismatched_or_missing_folders(tmp_path, output, needle):
 
 
 # ---------------------------------------------------------------------------------------------
-# data.prepare
+# cartoon-jax prepare
 
 
 def test_prepare_missing_source_and_existing_destination(tmp_path):
   one_error_line(
-    run("-m", "data.prepare", str(tmp_path / "nope"), str(tmp_path / "dst"), "--image-size", "8"),
+    run(
+      "-m",
+      "cartoon_jax.prepare",
+      str(tmp_path / "nope"),
+      str(tmp_path / "dst"),
+      "--image-size",
+      "8",
+    ),
     "nope",
   )
   assert not (tmp_path / "dst").exists()
@@ -196,7 +203,9 @@ def test_prepare_missing_source_and_existing_destination(tmp_path):
   src = tmp_path / "src"
   frames(src / "scenery_photo", 2)
   frames(src / "scenery_cartoon", 2)
-  one_error_line(run("-m", "data.prepare", str(src), str(dst), "--image-size", "8"), "--overwrite")
+  one_error_line(
+    run("-m", "cartoon_jax.prepare", str(src), str(dst), "--image-size", "8"), "--overwrite"
+  )
   assert (dst / "keep.txt").read_text() == "mine"
 
 

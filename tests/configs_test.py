@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from train_test import compilation_cache, read_metrics, shrink  # noqa: F401 (fixture)
 
-import launch
-from configs import common
+from cartoon_jax import launch
+from cartoon_jax.configs import common
 
 NAMES = ("ssa_pmc", "baseline", "ssa", "pmc", "demo")
 
 
 def load(name):
-  return importlib.import_module(f"configs.{name}").get_config()
+  return importlib.import_module(f"cartoon_jax.configs.{name}").get_config()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -34,7 +34,7 @@ def test_npz_and_workdir_with_only_an_export(tmp_path, params):
   workdir = tmp_path / "run"
   workdir.mkdir()
   path = str(workdir / "generator.npz")
-  export.save_params({"params": params}, path, meta=generator_io.export_meta(TINY, step=7))
+  generator_io.save(params, TINY, path, step=7)
   for where in (path, str(workdir)):
     g = generator_io.load(where)
     assert g.settings == TINY and g.step == 7 and g.module == SSAGenerator(**TINY)

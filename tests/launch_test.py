@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-import launch
-from configs import demo
+from cartoon_jax import launch
+from cartoon_jax.configs import demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""Tests for data/prepare.py: folders -> ArrayRecord shards -> the same pixels as the folders."""
+"""cartoon_jax/prepare.py: folders -> ArrayRecord shards -> the same pixels as the folders."""
 
 import json
 import os
@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from array_record.python import array_record_module
 
-from cartoon_jax import images
+from cartoon_jax import images, prepare
 from cartoon_jax import input_pipeline as ip
-from data import prepare
 
 SHAPES = [(20, 30), (30, 20), (17, 17), (9, 14), (24, 24)]  # incl. one smaller than the size
 

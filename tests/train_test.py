@@ -25,9 +25,9 @@ from cartoon_jax import (
   train,
 )
 from cartoon_jax import train_state as ts
+from cartoon_jax.configs import demo
 from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from cartoon_jax.models.generator import SSAGenerator
-from configs import demo
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +108,7 @@ def test_init_from_fits_any_ssa_patch_size_but_not_another_width(tmp_path):
   pretrained = {**settings, "ssa_patch_size": 3}
   params = SSAGenerator(**pretrained).init(jax.random.key(0), np.zeros((1, 16, 16, 3)))["params"]
   path = str(tmp_path / "pretrain.npz")
-  export.save_params({"params": params}, path, meta=generator_io.export_meta(pretrained))
+  generator_io.save(params, pretrained, path)
   for patch in (0, 3, 5):
     config.model.generator.ssa_patch_size = patch
     got = train.load_init_generator(path, config)
@@ -223,6 +223,13 @@ def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
   for r in records:
     assert all(np.isfinite(v) for k, v in r.items() if k != "step"), r
   assert records[1]["loss/d_total"] > 0
+  # The logged LR is the one each update used (read from the optimizer state): main-phase counts
+  # 0, 1, 2 give lr, lr, 0.8 lr with the decay over main steps 1..6; one step late would read
+  # lr, 0.8 lr, 0.6 lr.
+  o = tiny_config().optim
+  main = ts.main_schedule(lr=o.lr, decay_start_step=1, decay_end_step=6)
+  want = [ts.pretrain_schedule(lr=o.lr, steps=1)(0)] + [main(i) for i in range(3)]
+  np.testing.assert_allclose([r["lr"] for r in records], np.asarray(want), rtol=1e-6)
   assert sorted(os.listdir(outputs["checkpoints"])) == ["2", "4"]
   assert sorted(os.listdir(outputs["samples"])) == ["train_0000002.png", "train_0000004.png"]
   grid = cv2.imread(os.path.join(outputs["samples"], "train_0000004.png"))

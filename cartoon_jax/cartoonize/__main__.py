@@ -3,8 +3,9 @@
 import argparse
 import functools
 import sys
+from collections.abc import Sequence
 
-from cartoon_jax.cartoonize.engine import Cartoonizer
+from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
 from cartoon_jax.cartoonize.jobs import cartoonize
 
 
@@ -21,9 +22,9 @@ def _parse_guided_filter(text: str) -> tuple[int, float]:
   return r, eps
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
-    prog="python -m cartoon_jax.cartoonize",
+    prog=prog,
     description="Cartoonize an image, a folder of images or a video.",
   )
   p.add_argument("input", help="image, folder of images (recursive) or video")
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
   weights.add_argument("--params", help="generator .npz (exported or converted authors' weights)")
   weights.add_argument(
     "--checkpoint", help="training workdir or checkpoints/ folder; its latest checkpoint is used"
+  )
+  weights.add_argument(
+    "--onnx", help="exported .onnx generator (cartoon-jax export), run with onnxruntime"
   )
   p.add_argument("--batch", type=int, default=8, help="frames per generator call (default 8)")
   p.add_argument("--bf16", action="store_true", help="compute in bfloat16 (accelerators)")
@@ -52,19 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def main(argv: list[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
+def main(
+  argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.cartoonize"
+) -> int:
+  parser = build_parser(prog)
+  args = parser.parse_args(argv)
+  options = dict(
+    batch_size=args.batch,
+    tile=args.tile,
+    tile_overlap=args.tile_overlap,
+    guided_filter=args.guided_filter,
+    max_side=args.max_side,
+  )
+  if args.onnx and args.bf16:
+    parser.error("--bf16 applies to the JAX generator, not to --onnx")
   try:
-    engine = functools.partial(
-      Cartoonizer.load,
-      args.params or args.checkpoint,
-      batch_size=args.batch,
-      bf16=args.bf16,
-      tile=args.tile,
-      tile_overlap=args.tile_overlap,
-      guided_filter=args.guided_filter,
-      max_side=args.max_side,
-    )
+    if args.onnx:
+      engine = functools.partial(OnnxCartoonizer, args.onnx, **options)
+    else:
+      engine = functools.partial(
+        Cartoonizer.load, args.params or args.checkpoint, bf16=args.bf16, **options
+      )
     summary = cartoonize(
       args.input,
       args.output,
@@ -75,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
       crf=args.crf,
       progress=not args.quiet,
     )
-  except (OSError, ValueError, RuntimeError, MemoryError) as e:
+  except (OSError, ValueError, RuntimeError, MemoryError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   line = f"{summary.frames} {'frames' if summary.kind == 'video' else 'images'} in "

@@ -1,8 +1,9 @@
 """The inference engine: a generator on uint8 frames of any size, batched, tiled when needed."""
 
 import functools
+import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import cv2
@@ -42,6 +43,23 @@ class Cartoonizer:
     guided_filter: tuple[int, float] | None = None,
     max_side: int | None = None,
   ):
+    self._configure(batch_size, tile, tile_overlap, guided_filter, max_side)
+    dtype = jnp.bfloat16 if bf16 else jnp.float32
+    variables = jax.device_put(
+      jax.tree.map(lambda a: jnp.asarray(a, dtype), {"params": variables["params"]})
+    )
+    self._forward = functools.partial(
+      _forward_fn(module.clone(dtype=dtype), guided_filter), variables
+    )
+
+  def _configure(
+    self,
+    batch_size: int,
+    tile: int | None,
+    tile_overlap: int,
+    guided_filter: tuple[int, float] | None,
+    max_side: int | None,
+  ) -> None:
     if batch_size < 1:
       raise ValueError(f"batch_size={batch_size} must be >= 1")
     if tile is not None and (tile < 8 or tile % 4 or tile_overlap % 4 or 2 * tile_overlap > tile):
@@ -50,17 +68,11 @@ class Cartoonizer:
       )
     if max_side is not None and max_side < 4:
       raise ValueError(f"max_side={max_side} must be >= 4")
-    self.dtype = jnp.bfloat16 if bf16 else jnp.float32
-    self.model = module.clone(dtype=self.dtype)
-    self.variables = jax.device_put(
-      jax.tree.map(lambda a: jnp.asarray(a, self.dtype), {"params": variables["params"]})
-    )
     self.batch_size = batch_size
     self.tile = tile
     self.tile_overlap = tile_overlap
     self.guided_filter = guided_filter
     self.max_side = max_side
-    self._forward = _forward_fn(self.model, guided_filter)
 
   @classmethod
   def load(cls, path: str, **options: Any) -> "Cartoonizer":
@@ -96,7 +108,7 @@ class Cartoonizer:
     if n < fill:
       padded = np.concatenate([padded, np.repeat(padded[-1:], fill - n, axis=0)])
     try:
-      out = self._forward(self.variables, padded, as_uint8=True)
+      out = self._forward(padded, as_uint8=True)
     except Exception as e:  # only device out-of-memory is handled
       if not _is_oom(e):
         raise
@@ -114,7 +126,7 @@ class Cartoonizer:
     return result
 
   def _tiled(self, padded: np.ndarray, tile: int) -> np.ndarray:
-    fn = lambda batch: self._forward(self.variables, batch, as_uint8=False)
+    fn = lambda batch: self._forward(batch, as_uint8=False)
     out = tiled_apply(
       fn,
       padded,
@@ -177,6 +189,24 @@ class Cartoonizer:
     return np.concatenate(outs)
 
 
+def _finish(
+  x: jax.Array, y: jax.Array, guided_filter: tuple[int, float] | None, as_uint8: bool
+) -> jax.Array:
+  """Generator input x and output y in [-1, 1] -> cartoon in [0, 255] (guided filter first)."""
+  if guided_filter is not None:
+    from cartoon_jax.ops.filtering import guided_filter as gf
+
+    r, eps = guided_filter
+    y = gf(x, y, r=r, eps=eps)
+  y = jnp.clip((y + 1.0) * 127.5, 0.0, 255.0)
+  return jnp.round(y).astype(jnp.uint8) if as_uint8 else y
+
+
+def _to_unit(frames: jax.Array) -> jax.Array:
+  """uint8 frames -> float32 in [-1, 1], the generator's input."""
+  return frames.astype(jnp.float32) / 127.5 - 1.0
+
+
 @functools.cache
 def _forward_fn(model: Any, guided_filter: tuple[int, float] | None) -> Callable:
   """The jitted generator for a model config, shared by Cartoonizers (one compile per shape).
@@ -186,17 +216,59 @@ def _forward_fn(model: Any, guided_filter: tuple[int, float] | None) -> Callable
   """
 
   def forward(variables: Any, frames: jax.Array, *, as_uint8: bool) -> jax.Array:
-    x = frames.astype(jnp.float32) / 127.5 - 1.0
+    x = _to_unit(frames)
     y = model.apply(variables, x.astype(model.dtype)).astype(jnp.float32)
-    if guided_filter is not None:
-      from cartoon_jax.ops.filtering import guided_filter as gf
-
-      r, eps = guided_filter
-      y = gf(x, y, r=r, eps=eps)
-    y = jnp.clip((y + 1.0) * 127.5, 0.0, 255.0)
-    return jnp.round(y).astype(jnp.uint8) if as_uint8 else y
+    return _finish(x, y, guided_filter, as_uint8)
 
   return jax.jit(forward, static_argnames="as_uint8")
+
+
+class OnnxCartoonizer(Cartoonizer):
+  """A `Cartoonizer` whose generator runs in onnxruntime from an exported .onnx file (see
+  `cartoon_jax.onnx_export`); the same options except bf16, the same outputs up to float32
+  rounding. Post-processing (guided filter, rounding) runs in JAX. `providers`: onnxruntime
+  execution providers (default: CPU).
+  """
+
+  def __init__(
+    self,
+    path: str,
+    *,
+    batch_size: int = 8,
+    tile: int | None = None,
+    tile_overlap: int = 64,
+    guided_filter: tuple[int, float] | None = None,
+    max_side: int | None = None,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+  ):
+    self._configure(batch_size, tile, tile_overlap, guided_filter, max_side)
+    try:
+      import onnxruntime
+    except ImportError as e:
+      raise ImportError("--onnx needs onnxruntime: pip install 'cartoon_jax[onnx]'") from e
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"no such ONNX file: {path}")
+    try:
+      session = onnxruntime.InferenceSession(path, providers=list(providers))
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+      raise ValueError(f"{path}: not a model onnxruntime can load ({e})") from e
+    names = [i.name for i in session.get_inputs()]
+    if names != ["image"]:
+      raise ValueError(f"{path}: expected one input 'image' (a cartoon_jax export), got {names}")
+    to_unit = jax.jit(_to_unit)
+    finish = jax.jit(_finish, static_argnames=("guided_filter", "as_uint8"))
+
+    def forward(frames: np.ndarray, *, as_uint8: bool) -> jax.Array:
+      x = to_unit(frames)
+      y = session.run(None, {"image": np.asarray(x)})[0]
+      return finish(x, y, guided_filter, as_uint8)
+
+    self._forward = forward
+
+  @classmethod
+  def load(cls, path: str, **options: Any) -> "OnnxCartoonizer":
+    """The constructor, so that `load` means the same for both engines."""
+    return cls(path, **options)
 
 
 def _is_oom(error: Exception) -> bool:

@@ -215,9 +215,9 @@ def _add_figure_args(p: argparse.ArgumentParser) -> None:
   c.add_argument("--overwrite", action="store_true")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-    prog="python -m cartoon_jax.evaluate",
+    prog=prog,
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.evaluate") -> int:
+  args = build_parser(prog).parse_args(argv)
   try:
     return args.func(args)
   except (FileNotFoundError, FileExistsError, ValueError) as e:

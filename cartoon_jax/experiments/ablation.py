@@ -102,7 +102,7 @@ def runs(plan: Plan) -> list[Run]:
 def run_config(run: Run, plan: Plan, *, pretrained: str) -> Any:
   """The ml_collections config of `run` (the paper's settings at the plan's size); `pretrained`:
   the pretrain run's exported generator, where every variant starts."""
-  from configs import common
+  from cartoon_jax.configs import common
 
   c = common.use_imagenet_vgg16(common.base_config())
   c.seed = run.seed

@@ -41,7 +41,7 @@ TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
   """Generator loss weights; defaults are the authors' code (README run: PMC weight 1), as in
-  configs/common.py. pmc=0 skips the second frame and the PMC features altogether.
+  cartoon_jax/configs/common.py. pmc=0 skips the second frame and the PMC features altogether.
   """
 
   surface: float = 0.1

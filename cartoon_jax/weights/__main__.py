@@ -82,9 +82,9 @@ def _paths(kind: str, paths: Sequence[str]) -> tuple[str, str]:
   return paths[0], paths[1]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.weights") -> int:
   parser = argparse.ArgumentParser(
-    prog="python -m cartoon_jax.weights",
+    prog=prog,
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )

@@ -1,9 +1,9 @@
 r"""Converts a dataset folder to ArrayRecord shards that `cartoon_jax.input_pipeline` reads.
 
-  python -m data.prepare SRC DST --image-size 256 [--center-crop | --keep-aspect]
+  cartoon-jax prepare SRC DST --image-size 256 [--center-crop | --keep-aspect]
 
 SRC holds scenery_photo/, scenery_cartoon/ and optionally face_photo/, face_cartoon/ (any
-subfolders; see data/README.md). Each image is decoded, its short side resized to --image-size,
+subfolders; see docs/data.md). Each image is decoded, its short side resized to --image-size,
 then centre-cropped to a square (--center-crop, the default) or kept at its aspect ratio
 (--keep-aspect), and stored losslessly as PNG (or --format jpeg). DST gets one folder of shards
 per domain and dataset.json; it is written under a temporary name and renamed when complete.
@@ -161,10 +161,8 @@ def prepare(
   return manifest
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-    prog="python -m data.prepare", description=__doc__.split("\n")[0]
-  )
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.prepare") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("src", help="dataset folder (scenery_photo/, scenery_cartoon/, ...)")
   parser.add_argument("dst", help="output folder for the shards (must not exist)")
   parser.add_argument("--image-size", type=int, required=True, help="short side after resizing")

@@ -1,0 +1,109 @@
+"""The `cartoon-jax` command (also `python -m cartoon_jax`): one entry point over the commands.
+
+  cartoon-jax train --config ssa_pmc --workdir runs/ssa_pmc [--config.KEY=VALUE ...]
+  cartoon-jax cartoonize INPUT OUTPUT (--params G.npz | --checkpoint WORKDIR | --onnx G.onnx)
+  cartoon-jax export SOURCE [--npz G.npz] [--onnx G.onnx]
+  cartoon-jax evaluate {warping,fid,table,figures} ...
+  cartoon-jax convert --kind KIND SRC DST
+  cartoon-jax prepare SRC DST --image-size 256
+
+`cartoon-jax COMMAND --help` describes each. The commands are thin shells over the library:
+`cartoon_jax.launch`, `cartoonize`, `generator_io` and `onnx_export`, `evaluate`, `weights`,
+`prepare`.
+"""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cartoon_jax import __version__
+
+COMMANDS = {
+  "train": "train a generator (configs by name: baseline, demo, pmc, ssa, ssa_pmc)",
+  "cartoonize": "cartoonize an image, a folder of images or a video",
+  "export": "write a trained generator as .npz and/or ONNX",
+  "evaluate": "warping error, FID, the paper's tables and figures",
+  "convert": "convert weight files (VGG, Inception, the authors' generator) to .npz",
+  "prepare": "convert a dataset folder to ArrayRecord shards",
+}
+
+
+def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int:
+  """`cartoon-jax export SOURCE [--npz OUT] [--onnx OUT]`: the generator at SOURCE (.npz, workdir
+  or checkpoints/ folder) as a plain .npz and/or an ONNX file checked against JAX."""
+  parser = argparse.ArgumentParser(prog=prog, description=export_main.__doc__.split("\n")[0][1:])
+  parser.add_argument("source", help="generator .npz, training workdir or checkpoints/ folder")
+  parser.add_argument("--npz", help="write the generator .npz (params + settings + step)")
+  parser.add_argument(
+    "--onnx",
+    help="write an ONNX file: dynamic batch, height and width (multiples of 4), NHWC in [-1, 1]",
+  )
+  parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+  args = parser.parse_args(argv)
+  outputs = [p for p in (args.npz, args.onnx) if p]
+  if not outputs:
+    parser.error("nothing to write: give --npz and/or --onnx")
+  try:
+    for path in outputs:
+      if os.path.exists(path) and not args.overwrite:
+        raise FileExistsError(f"{path} exists (--overwrite to replace it)")
+    from cartoon_jax import generator_io
+
+    generator = generator_io.load(args.source)
+    if args.npz:
+      generator_io.save(
+        generator.variables["params"], generator.settings, args.npz, step=generator.step
+      )
+      print(f"wrote {args.npz}")
+    if args.onnx:
+      from cartoon_jax import onnx_export
+
+      difference = onnx_export.export(generator, args.onnx)
+      check = (
+        "not checked: onnxruntime is not installed"
+        if difference is None
+        else f"max |ONNX - JAX| {difference:.1e} on 2 photos"
+      )
+      print(f"wrote {args.onnx} ({check})")
+  except (OSError, ValueError, ImportError) as e:
+    print(f"{prog}: error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if not argv or argv[0] in ("-h", "--help"):
+    lines = [__doc__, "commands:"] + [f"  {n:<11} {h}" for n, h in COMMANDS.items()]
+    print("\n".join(lines))
+    return 0 if argv else 2
+  if argv[0] == "--version":
+    print(f"cartoon-jax {__version__}")
+    return 0
+  command, rest = argv[0], argv[1:]
+  prog = f"cartoon-jax {command}"
+  if command == "train":
+    from cartoon_jax import launch
+
+    launch.run(rest, prog=prog)  # absl exits itself
+    return 0
+  if command == "cartoonize":
+    from cartoon_jax.cartoonize.__main__ import main as run
+  elif command == "export":
+    run = export_main
+  elif command == "evaluate":
+    from cartoon_jax.evaluate.__main__ import main as run
+  elif command == "convert":
+    from cartoon_jax.weights.__main__ import main as weights_main
+
+    return weights_main(["convert", *rest], prog="cartoon-jax")
+  elif command == "prepare":
+    from cartoon_jax.prepare import main as run
+  else:
+    print(
+      f"cartoon-jax: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
+      file=sys.stderr,
+    )
+    return 2
+  return run(rest, prog=prog)

@@ -1,0 +1,14 @@
+r"""Ablation row "+PMC": plain U-Net skips (no SSA) with PMC (weight 1); otherwise the paper's run.
+
+python launch.py --config configs/pmc.py --workdir runs/pmc --config.data.source=DATA
+"""
+
+import ml_collections as mlc
+
+from cartoon_jax.configs import common
+
+
+def get_config() -> mlc.ConfigDict:
+  config = common.base_config()
+  config.model.generator.ssa_patch_size = 0
+  return config

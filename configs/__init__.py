@@ -1,1 +1,0 @@
-"""Experiment configs: `python launch.py --config configs/NAME.py --workdir DIR`."""

@@ -1,1 +1,0 @@
-"""Dataset preparation run from the repo root: `python -m data.prepare` (see data/README.md)."""
