@@ -147,7 +147,7 @@ def test_plain_pickles_of_arrays_round_trip(tmp_path, protocol):
       lambda p: np.save(p, np.array({"conv1_1": 7}, dtype=object), allow_pickle=True),
       "key 'conv1_1' holds int, expected",
     ),
-    (lambda p: p.write_bytes(b"not a numpy file at all"), r"not a \.npy file"),
+    (lambda p: p.write_bytes(b"not a numpy file at all"), r"is a text file, not a NumPy \.npy"),
     (
       lambda p: _write_npy(p, pickle.dumps(np.array({"a": 1}, dtype=object), protocol=3)[:40]),
       "not a readable pickle",
