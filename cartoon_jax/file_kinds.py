@@ -27,7 +27,7 @@ KINDS = {
   "zip": "a zip archive",
   "damaged zip": "a truncated or damaged zip archive",
   "onnx": "an ONNX file",
-  "hdf5": "an HDF5 file (Keras/TensorFlow weights?)",
+  "hdf5": "an HDF5 file (e.g. Keras weights)",
   "safetensors": "a safetensors file",
   "image": "an image",
   "video": "a video",
