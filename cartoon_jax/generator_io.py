@@ -61,8 +61,9 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   kind = file_kinds.expect(path, ("npz", "folder"), _EXPECTED, hints=_HINTS)
   if kind == "npz":
     meta = export.load_meta(path)
-    if meta.get("model", MODEL) != MODEL:
-      raise ValueError(f"{path}: weights of model {meta['model']!r}, not a {MODEL}")
+    model = meta.get("model", meta.get("kind", MODEL))  # converted VGG, Inception: their kind
+    if model != MODEL:
+      raise ValueError(f"{path}: weights of model {model!r}, not a {MODEL}")
     tree = export.load_params(path)
     params = tree.get("params", tree)  # also a bare params tree
     settings, step = settings_from(meta), meta.get("step")

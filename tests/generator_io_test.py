@@ -82,6 +82,9 @@ def test_errors_name_the_path_and_key(tmp_path, params):
   export.save_params({"params": params}, other, meta={"model": "VGG16"})
   with pytest.raises(ValueError, match="vgg.npz: weights of model 'VGG16'"):
     generator_io.load(other)
+  export.save_params({"params": params}, other, meta={"kind": "torch_vgg16", "source": "v.pth"})
+  with pytest.raises(ValueError, match="vgg.npz: weights of model 'torch_vgg16'"):
+    generator_io.load(other)
   wrong = str(tmp_path / "wrong.npz")
   meta = generator_io.export_meta({**TINY, "channels": 8})
   export.save_params({"params": params}, wrong, meta=meta)
