@@ -5,15 +5,19 @@ An optional metadata dict is stored as JSON under the key '__meta__' (a 0-d unic
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from flax import traverse_util
 
-from cartoon_jax import images
+from cartoon_jax import file_kinds, images
 
 META_KEY = "__meta__"
+# What to do with the weight files `cartoon-jax convert` reads, given where an .npz goes.
+CONVERT_HINTS = dict.fromkeys(("torch", "pickle", "npy"), "convert it with `cartoon-jax convert`")
 
 
 def _flatten(tree: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -55,13 +59,14 @@ def save_params(
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """All arrays of an .npz (allow_pickle=False), metadata key included."""
   path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no such weights file: {path}")
+  file_kinds.expect(path, ("npz",), "a NumPy .npz", hints=CONVERT_HINTS)
   try:
     with np.load(path, allow_pickle=False) as data:
       return {key: data[key] for key in data.files}
-  except (ValueError, OSError) as e:
-    raise ValueError(f"{path}: not a readable .npz without pickle ({e})") from e
+  except ValueError as e:
+    raise ValueError(f"{path}: not a readable .npz without pickle ({e})") from None
+  except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise ValueError(f"{path}: damaged .npz ({type(e).__name__}: {e})") from None
 
 
 def load_params(path: str | os.PathLike) -> dict[str, Any]:

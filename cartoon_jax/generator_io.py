@@ -16,11 +16,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import checkpointing, export
+from cartoon_jax import checkpointing, export, file_kinds
 from cartoon_jax.models.generator import SSAGenerator
 
 MODEL = "SSAGenerator"
 PAPER_SETTINGS = {"channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
+_EXPECTED = "a generator .npz or training folder"
+_CONVERT = "convert the authors' generator with `cartoon-jax convert --kind authors_generator`"
+_HINTS = {"torch": _CONVERT, "pickle": _CONVERT}
 
 
 def settings_from(values: Mapping[str, Any]) -> dict[str, int]:
@@ -48,32 +51,37 @@ class Generator:
 
 def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   """The generator stored at `path`: an exported or converted .npz, a training workdir (its latest
-  checkpoint, else its exported generator.npz) or a checkpoints/ folder. An .npz may hold
-  {'params': ...} (what export writes) or the params tree itself.
+  checkpoint, else its exported generator.npz), a checkpoints/ folder or one of its step folders.
+  An .npz may hold {'params': ...} (what export writes) or the params tree itself.
 
-  FileNotFoundError if nothing is there; ValueError naming the file and key if the weights are of
-  another model or do not fit their settings.
+  FileNotFoundError if nothing is there (or no generator in a folder); file_kinds.WrongKindError
+  naming the file and its kind for a file of another kind (ONNX, PyTorch, image, ...); ValueError
+  naming the file and key if the weights are of another model or do not fit their settings.
   """
-  if os.path.isfile(path):
+  kind = file_kinds.expect(path, ("npz", "folder"), _EXPECTED, hints=_HINTS)
+  if kind == "npz":
     meta = export.load_meta(path)
-    if meta.get("model", MODEL) != MODEL:
-      raise ValueError(f"{path}: weights of model {meta['model']!r}, not a {MODEL}")
+    model = meta.get("model", meta.get("kind", MODEL))  # converted VGG, Inception: their kind
+    if model != MODEL:
+      raise ValueError(f"{path}: weights of model {model!r}, not a {MODEL}")
     tree = export.load_params(path)
     params = tree.get("params", tree)  # also a bare params tree
     settings, step = settings_from(meta), meta.get("step")
   else:
-    directory = checkpointing.checkpoint_dir(path)
+    directory, step = checkpointing.checkpoint_dir(path), None
+    parent, name = os.path.split(os.path.normpath(path))
     exported = os.path.join(path, checkpointing.EXPORT_NAME)
-    if os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory)):
-      state, config, step = checkpointing.restore_on_host(directory)
-      params, settings = state["g_params"], settings_from(config["model"]["generator"])
-    elif os.path.isfile(exported):
-      return load(exported, dtype=dtype)
-    else:
+    if name.isdigit() and os.path.basename(parent) == checkpointing.CHECKPOINT_DIR:
+      directory, step = parent, int(name)  # one step folder: that step
+    elif not (os.path.isdir(directory) and any(n.isdigit() for n in os.listdir(directory))):
+      if os.path.isfile(exported):
+        return load(exported, dtype=dtype)
       raise FileNotFoundError(
-        f"{path}: no generator here (not a file, no checkpoint under {directory}, no "
+        f"{path}: no generator here (no checkpoint under {directory}, no "
         f"{checkpointing.EXPORT_NAME})"
       )
+    state, config, step = checkpointing.restore_on_host(directory, step=step)
+    params, settings = state["g_params"], settings_from(config["model"]["generator"])
   module = SSAGenerator(**settings, dtype=dtype)
   variables = {"params": params}
   check(variables, module, source=path)

@@ -13,6 +13,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from file_kinds_test import ONNX_BYTES
 
 from cartoon_jax import export, generator_io, images
 from cartoon_jax.models.generator import SSAGenerator
@@ -129,12 +130,35 @@ def test_cartoonize_bad_params(tmp_path, params_npz):
   other = tmp_path / "vgg.npz"
   np.savez(other, **{"conv1_1/kernel": np.zeros((3, 3, 3, 64), np.float32)})
   one_error_line(cartoonize(str(other), src, tmp_path / "o.png"), "vgg.npz")
-  one_error_line(cartoonize(str(tmp_path / "missing.npz"), src, tmp_path / "o.png"), "missing.npz")
+  missing = str(tmp_path / "runs" / "x" / "generatr.npz")
+  one_error_line(cartoonize(missing, src, tmp_path / "o.png"), f"no such file: {missing}")
+  onnx = tmp_path / "gen.onnx"
+  onnx.write_bytes(ONNX_BYTES)
+  line = one_error_line(cartoonize(str(onnx), src, tmp_path / "o.png"), str(onnx))
+  assert line.endswith(
+    f"{onnx} is an ONNX file, not a generator .npz or training folder: use --onnx"
+  )
   assert not (tmp_path / "o.png").exists()
 
 
 # ---------------------------------------------------------------------------------------------
 # weights convert
+
+
+def test_convert_refuses_a_torch_file_carrying_a_payload(tmp_path):
+  """The payload would create `marker` if it ran; torch.load(weights_only=True) refuses its global,
+  in one line (every kind and bad file in-process: tests/safe_pickle_test.py)."""
+  pytest.importorskip("torch")
+  from safe_pickle_test import payload_file
+
+  marker, src, dst = tmp_path / "pwned", tmp_path / "vgg16.pth", tmp_path / "vgg16.npz"
+  payload_file(src, "torch", marker)
+  result = run("-m", "cartoon_jax", "convert", "--kind", "torch_vgg16", str(src), str(dst))
+  line = one_error_line(
+    result, str(src), f"refused to unpickle the global {os.system.__module__}.system"
+  )
+  assert "UnpicklingError" not in result.stderr, line
+  assert not marker.exists() and not dst.exists()
 
 
 def test_convert_wrong_shape_and_missing_file(tmp_path):

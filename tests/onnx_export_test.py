@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from cartoon_jax import cli, generator_io, onnx_export
+from cartoon_jax import cli, file_kinds, generator_io, onnx_export
 from cartoon_jax.cartoonize import engine
 
 onnx = pytest.importorskip("onnx", reason="pip install '.[onnx]' for the ONNX export")
@@ -166,5 +166,12 @@ def test_export_and_cartoonize_commands(tmp_path, capsys):
     assert cli.main(["cartoonize", str(photo), str(out_path), flag, str(weights), "--quiet"]) == 0
   a, b = (cv2.imread(str(tmp_path / f"cat{f}.png")) for f in ("--onnx", "--params"))
   assert a.shape == (72, 100, 3) and np.abs(a.astype(int) - b).max() <= 1
-  assert cli.main(["cartoonize", str(photo), str(tmp_path / "x.png"), "--onnx", TRAINED]) == 1
-  assert "generator.npz: not a model onnxruntime can load" in capsys.readouterr().err
+  assert file_kinds.sniff(onnx_path) == "onnx"
+  cartoonize = ["cartoonize", str(photo), str(tmp_path / "x.png")]
+  assert cli.main([*cartoonize, "--onnx", TRAINED]) == 1
+  err = capsys.readouterr().err
+  assert "generator.npz is a NumPy .npz, not an ONNX file: use --params" in err
+  assert cli.main([*cartoonize, "--params", str(onnx_path)]) == 1
+  assert f"{onnx_path} is an ONNX file, not a generator" in capsys.readouterr().err
+  assert cli.main(["export", str(onnx_path), "--npz", str(tmp_path / "y.npz")]) == 1
+  assert f"{onnx_path} is an ONNX file, not a generator" in capsys.readouterr().err

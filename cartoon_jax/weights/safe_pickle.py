@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy._core import multiarray, numeric
 
+from cartoon_jax import file_kinds
+
 # (module, name) as written in the pickle -> the object it may stand for. Both spellings of NumPy's
 # core module appear in real files: `numpy.core` (NumPy 1.x, Python 2) and `numpy._core` (2.x).
 _ALLOWED: dict[tuple[str, str], Any] = {
@@ -39,6 +41,14 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
+def refusal(source: str, name: str, *, admitted: str = "NumPy arrays and plain containers") -> str:
+  """The one line for a weight file `source` whose pickle references the global `name`."""
+  return (
+    f"{source}: refused to unpickle the global {name} (a weight file may hold only {admitted}; "
+    "this file may be malicious)"
+  )
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
   def __init__(self, file: BinaryIO, *, source: str, encoding: str):
     super().__init__(file, encoding=encoding)
@@ -48,10 +58,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     try:
       return _ALLOWED[(module, name)]
     except KeyError:
-      raise ValueError(
-        f"{self._source}: refused to unpickle the global {module}.{name} (a weight file may hold "
-        "only NumPy arrays and plain containers; this file may be malicious)"
-      ) from None
+      raise ValueError(refusal(self._source, f"{module}.{name}")) from None
 
   def persistent_load(self, pid: Any) -> Any:
     raise ValueError(f"{self._source}: refused a persistent id in the pickle")
@@ -68,29 +75,23 @@ def _unpickle(file: BinaryIO, *, source: str, encoding: str) -> Any:
     raise ValueError(f"{source}: not a readable pickle ({type(e).__name__}: {e})") from None
 
 
-def _open(path: str | os.PathLike) -> tuple[str, BinaryIO]:
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"no such weights file: {path}")
-  return path, open(path, "rb")  # noqa: SIM115 (closed by the callers' with)
-
-
 def load(path: str | os.PathLike, *, encoding: str = "ASCII") -> Any:
   """The object pickled in `path`, if it is made only of NumPy arrays and plain containers.
 
   `encoding` decodes Python 2 `str` (use 'latin1' for NumPy arrays pickled by Python 2).
   Raises ValueError naming the file and the refused global otherwise; nothing in it runs.
   """
-  path, f = _open(path)
-  with f:
+  path = os.fspath(path)
+  file_kinds.expect(path, ("pickle", "text", None), "a pickle")  # protocols 0 and 1 are text
+  with open(path, "rb") as f:
     return _unpickle(f, source=path, encoding=encoding)
 
 
 def load_npy(path: str | os.PathLike, *, encoding: str = "ASCII") -> np.ndarray:
   """The array in a .npy file; an object array's pickle goes through the restricted unpickler."""
-  path, f = _open(path)
-  fmt = np.lib.format
-  with f:
+  path, fmt = os.fspath(path), np.lib.format
+  file_kinds.expect(path, ("npy",), "a NumPy .npy")
+  with open(path, "rb") as f:
     try:
       version = fmt.read_magic(f)
       read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
@@ -101,7 +102,10 @@ def load_npy(path: str | os.PathLike, *, encoding: str = "ASCII") -> np.ndarray:
       raise ValueError(f"{path}: not a .npy file ({e})") from None
     if not dtype.hasobject:
       f.seek(0)
-      return fmt.read_array(f, allow_pickle=False)
+      try:
+        return fmt.read_array(f, allow_pickle=False)
+      except ValueError as e:
+        raise ValueError(f"{path}: truncated or damaged .npy ({e})") from None
     array = _unpickle(f, source=path, encoding=encoding)
   if not isinstance(array, np.ndarray) or array.shape != shape:
     raise ValueError(f"{path}: the pickle does not hold the {shape} array its header announces")
