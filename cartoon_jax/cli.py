@@ -37,7 +37,7 @@ def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int
   parser.add_argument("--npz", help="write the generator .npz (params + settings + step)")
   parser.add_argument(
     "--onnx",
-    help="write an ONNX file: dynamic batch, height and width (multiples of 4), NHWC in [-1, 1]",
+    help="write an ONNX file: dynamic batch, any height and width, NHWC in [-1, 1]",
   )
   parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
   args = parser.parse_args(argv)

@@ -1,8 +1,10 @@
 """The generator as an ONNX graph, written node by node for its fixed architecture.
 
 Input 'image' (N, H, W, 3) float32 in [-1, 1], output 'cartoon' (N, H, W, 3) in [-1, 1]: the same
-NHWC interface as `SSAGenerator`, with N, H and W dynamic (H and W multiples of 4). Opset 17 and IR
-version 8, which onnxruntime has run since 1.13.
+NHWC interface as `SSAGenerator`, with N, H and W dynamic and any H, W >= 1: the graph reflect-pads
+H and W to multiples of 4 and crops the output back, as `cartoonize` does around the generator
+(`ops.pad.pad_to_multiple`, `crop_to`). Opset 17 and IR version 8, which onnxruntime has run since
+1.13.
 
 We build the graph with `onnx.helper` rather than convert the traced JAX program (jax2onnx): the
 architecture is fixed and small (convolutions, leaky ReLU, bilinear x2 with aligned corners, SSA,
@@ -21,7 +23,8 @@ import cv2
 import numpy as np
 
 from cartoon_jax import generator_io, images
-from cartoon_jax.models.generator import OUTER_SLOPE, RESBLOCK_SLOPE
+from cartoon_jax.models.generator import OUTER_SLOPE, RESBLOCK_SLOPE, SIZE_MULTIPLE
+from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 
 OPSET = 17
 IR_VERSION = 8
@@ -55,6 +58,23 @@ class _Graph:
     out = self._name(op_type.lower())
     self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], **attributes))
     return out
+
+  def scalar(self, value: int) -> str:
+    return self.const(np.array(value, np.int64))
+
+  def reflect_pad(self, x: str, axis: int, multiple: int) -> str:
+    """`ops.pad.pad_to_multiple` (NumPy's reflect padding at the end) along `axis` of dynamic size
+    n: a Gather of indices i mod p mirrored at n, period p = 2(n - 1) (1 for n = 1, which repeats
+    the pixel), which is also NumPy's rule for pads longer than the axis."""
+    n = self.op("Gather", self.op("Shape", x), self.scalar(axis))
+    padded = self.op("Add", n, self.op("Mod", self.op("Neg", n), self.scalar(multiple)))
+    index = self.op("Range", self.scalar(0), padded, self.scalar(1))
+    twice = self.op("Mul", self.op("Sub", n, self.scalar(1)), self.scalar(2))
+    period = self.op("Max", twice, self.scalar(1))
+    wrapped = self.op("Mod", index, period)
+    mirrored = self.op("Sub", period, wrapped)
+    index = self.op("Where", self.op("Less", wrapped, n), wrapped, mirrored)
+    return self.op("Gather", x, index, axis=axis)
 
   def conv(self, x: str, params: Mapping[str, np.ndarray], name: str, stride: int = 1) -> str:
     """Flax conv with padding k//2: HWIO kernel -> ONNX OIHW."""
@@ -122,7 +142,8 @@ def generator_model(
   patch = int(settings["ssa_patch_size"])
   skip = lambda enc, dec: g.op("Add", enc, g.ssa(enc, dec, patch) if patch else dec)
 
-  x = g.op("Transpose", INPUT, perm=[0, 3, 1, 2])
+  padded = g.reflect_pad(g.reflect_pad(INPUT, 1, SIZE_MULTIPLE), 2, SIZE_MULTIPLE)
+  x = g.op("Transpose", padded, perm=[0, 3, 1, 2])
   x0 = act(g.conv(x, params["conv"], "conv"))
   x1 = act(g.conv(x0, params["conv1"], "conv1", 2))
   x1 = act(g.conv(x1, params["conv2"], "conv2"))
@@ -139,8 +160,10 @@ def generator_model(
   x3 = act(g.conv(x3, params["conv7"], "conv7"))
   x4 = skip(x0, g.upsample2x(x3))
   x4 = act(g.conv(x4, params["conv8"], "conv8"))
-  y = g.op("Tanh", g.conv(x4, params["conv9"], "conv9"))
-  g.nodes.append(onnx.helper.make_node("Transpose", [y], [OUTPUT], perm=[0, 2, 3, 1]))
+  y = g.op("Transpose", g.op("Tanh", g.conv(x4, params["conv9"], "conv9")), perm=[0, 2, 3, 1])
+  size = g.op("Shape", INPUT, start=1, end=3)  # crop back to the input's (H, W)
+  starts, axes = g.const(np.array([0, 0], np.int64)), g.const(np.array([1, 2], np.int64))
+  g.nodes.append(onnx.helper.make_node("Slice", [y, starts, size, axes], [OUTPUT]))
 
   dims = ["batch", "height", "width", 3]
   graph = onnx.helper.make_graph(
@@ -157,8 +180,8 @@ def generator_model(
     ir_version=IR_VERSION,
   )
   model.doc_string = (
-    "Cartoonize: 'image' (N, H, W, 3) RGB float32 in [-1, 1] (pixel / 127.5 - 1), H and W "
-    "multiples of 4 -> 'cartoon' (N, H, W, 3) in [-1, 1]."
+    "Cartoonize: 'image' (N, H, W, 3) RGB float32 in [-1, 1] (pixel / 127.5 - 1), any H and W "
+    "-> 'cartoon' (N, H, W, 3) in [-1, 1]."
   )
   onnx.helper.set_model_props(
     model, {"cartoon_jax": json.dumps({**dict(meta or {}), **dict(settings)})}
@@ -168,8 +191,8 @@ def generator_model(
 
 
 def max_difference(model: Any, generator: generator_io.Generator, frames: np.ndarray) -> float:
-  """Largest |ONNX - JAX| output difference (in [-1, 1] units) on uint8 (N, H, W, 3) `frames`,
-  H and W multiples of 4, with onnxruntime on CPU."""
+  """Largest |ONNX - JAX| output difference (in [-1, 1] units) on uint8 (N, H, W, 3) `frames` of
+  any size, with onnxruntime on CPU; JAX's side is padded and cropped as `cartoonize` does."""
   import onnxruntime
 
   x = np.asarray(frames, np.float32) / 127.5 - 1.0
@@ -177,16 +200,17 @@ def max_difference(model: Any, generator: generator_io.Generator, frames: np.nda
     model.SerializeToString(), providers=["CPUExecutionProvider"]
   )
   got = session.run(None, {INPUT: x})[0]
-  want = np.asarray(generator.module.apply(generator.variables, x))
+  padded, size = pad_to_multiple(x, multiple=SIZE_MULTIPLE)
+  want = crop_to(np.asarray(generator.module.apply(generator.variables, padded)), size)
   return float(np.max(np.abs(got - want)))
 
 
 def check_frames() -> list[np.ndarray]:
   """Real photos at two sizes for the export check: scikit-image's astronaut at 64x64 and its
-  coffee at 96x128 (area-resized)."""
+  coffee at 101x151 (area-resized; neither side a multiple of 4, so the padding is checked)."""
   from skimage import data
 
-  photos = ((data.astronaut(), (64, 64)), (data.coffee(), (128, 96)))
+  photos = ((data.astronaut(), (64, 64)), (data.coffee(), (151, 101)))
   return [cv2.resize(p, size, interpolation=cv2.INTER_AREA)[None] for p, size in photos]
 
 

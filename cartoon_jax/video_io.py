@@ -262,6 +262,12 @@ def iter_frames(path: str, **kwargs) -> Iterator[np.ndarray]:
 class VideoWriter:
   """Encodes uint8 (H, W, 3) RGB frames to H.264 (libx264, yuv420p, BT.709) at an exact rate.
 
+  `crf`: libx264's constant rate factor, 0-51, lower is better and larger (18: visually close to
+  the frames, yet 1-grey-level differences between two inputs may turn into tens of levels after
+  encoding). `lossless`: H.264 in RGB (libx264rgb, qp 0) instead, whose decoded frames equal the
+  written ones exactly; files several times larger, and browsers and most players cannot play
+  them (for comparing outputs, not for viewing).
+
   The file appears at `path` only after `close()` succeeds (temporary name, then rename). Odd
   widths/heights get one edge-replicated column/row (yuv420p needs even sizes). With `audio_from`,
   that file's first audio stream is copied (or re-encoded to AAC when the container can't hold its
@@ -278,6 +284,7 @@ class VideoWriter:
     audio_from: str | None = None,
     audio_codec: str | None = None,
     crf: int = 18,
+    lossless: bool = False,
     preset: str = "medium",
   ):
     ext = os.path.splitext(path)[1].lower()
@@ -296,9 +303,12 @@ class VideoWriter:
       cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a:0?"]
       keep = _CONTAINERS[ext] == "matroska" or audio_codec in MP4_AUDIO_CODECS
       cmd += ["-c:a", "copy"] if keep else ["-c:a", "aac", "-b:a", "192k"]
-    cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
-    cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-pix_fmt", "yuv420p"]
-    cmd += ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
+    if lossless:
+      cmd += ["-c:v", "libx264rgb", "-preset", preset, "-qp", "0", "-pix_fmt", "rgb24"]
+    else:
+      cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf)]
+      cmd += ["-vf", "scale=out_color_matrix=bt709:out_range=tv", "-pix_fmt", "yuv420p"]
+      cmd += ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
     if _CONTAINERS[ext] in ("mp4", "mov"):
       cmd += ["-movflags", "+faststart"]
     cmd += ["-f", _CONTAINERS[ext], self._tmp]

@@ -381,10 +381,12 @@ def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
 def test_command_line(tmp_path, params_npz, capsys):
   src, dst = str(tmp_path / "in.jpg"), str(tmp_path / "out.png")
   images.write_image(src, _photo(30, 50))
+  sheet = str(tmp_path / "sheet.png")
   args = ["--params", params_npz, src, dst, "--batch", "2", "--guided-filter", "1,5e-3"]
-  assert cli.main([*args, "--max-side", "40", "--quiet"]) == 0
-  assert cv2.imread(dst).shape == (24, 40, 3)
-  assert "1 images" in capsys.readouterr().out
+  assert cli.main([*args, "--max-side", "40", "--preview", sheet, "--quiet"]) == 0
+  assert cv2.imread(dst).shape == (24, 40, 3) and os.path.isfile(sheet)
+  line = capsys.readouterr().out.splitlines()[-1]
+  assert line.startswith("1 images in ") and line.endswith(f" s -> {dst}, preview {sheet}")
   with pytest.raises(SystemExit):
     cli.main(["--params", params_npz, src, dst, "--guided-filter", "one"])
   # --checkpoint WORKDIR: a workdir holding an exported generator.npz works too.

@@ -53,6 +53,20 @@ def test_demo_is_small_and_uses_sample_data():
   assert 0 < c.train.pretrain_steps < c.train.pretrain_steps + c.train.steps <= 100
 
 
+def test_readme_demo_starts_from_a_committed_generator_of_its_shape():
+  """README command 1's --config.init_from loads into the demo's generator (shapes checked)."""
+  import re
+
+  from cartoon_jax import train
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, "README.md")) as f:
+    command = next(line for line in f if "launch.py --config configs/demo.py" in line)
+  (path,) = re.findall(r"--config\.init_from=(\S+)", command)
+  params = train.load_init_generator(os.path.join(root, path), load("demo"))
+  assert params["conv"]["kernel"].shape[-1] == load("demo").model.generator.channels
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_config_builds(name):
   """Nets, loss settings, optimizers and the abstract train state of every config."""

@@ -9,6 +9,7 @@ or a missing bias moves outputs by > 1e-2 (checked below).
 """
 
 import os
+import re
 
 import cv2
 import numpy as np
@@ -50,6 +51,43 @@ def test_trained_generator_matches_jax_on_real_photos(trained, model, size):
   x = frames.astype(np.float32) / 127.5 - 1
   out = np.asarray(trained.module.apply(trained.variables, x))
   assert out.std() > 0.1  # a trained generator's output is not flat: the comparison means something
+
+
+def _readme_snippet() -> str:
+  """The README's plain-Python block (numpy + onnxruntime), its `rgb = ...` placeholder removed."""
+  with open(os.path.join(ROOT, "README.md")) as f:
+    blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+  (code,) = [b for b in blocks if "onnxruntime" in b]
+  return re.sub(r"^rgb = \.\.\..*$", "", code, flags=re.M)
+
+
+def _run_readme_snippet(model, tmp_path, rgb: np.ndarray) -> np.ndarray:
+  onnx.save_model(model, str(tmp_path / "gen.onnx"))
+  namespace = {"rgb": rgb}
+  cwd = os.getcwd()
+  os.chdir(tmp_path)
+  try:
+    exec(_readme_snippet(), namespace)
+  finally:
+    os.chdir(cwd)
+  return namespace["cartoon"]
+
+
+def test_readme_snippet_runs_on_any_size(model, tmp_path):
+  for height, width in ((33, 17), (1, 1)):
+    rgb = _photos(height, width, n=1)[0].reshape(height, width, 3)
+    cartoon = _run_readme_snippet(model, tmp_path, rgb)
+    assert cartoon.shape == rgb.shape and cartoon.dtype == np.uint8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(301, 451), (33, 17), (1, 1)])
+def test_readme_snippet_gives_the_jax_engine_pixels_at_any_size(trained, model, tmp_path, size):
+  rgb = _photos(*size, n=1)[0].reshape(*size, 3)
+  cartoon = _run_readme_snippet(model, tmp_path, rgb)
+  want = engine.Cartoonizer(trained.module, trained.variables, batch_size=1)(rgb)
+  assert cartoon.shape == want.shape
+  assert np.abs(cartoon.astype(int) - want).max() <= 1
 
 
 def test_plain_skips_and_dynamic_batch(trained):

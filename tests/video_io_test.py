@@ -61,6 +61,22 @@ def _write(path, frames, fps, **kwargs):
       writer.write(f)
 
 
+@pytest.mark.parametrize("name", ["v.mp4", "v.mkv"])
+def test_lossless_decodes_to_the_written_frames_exactly(tmp_path, name):
+  path = str(tmp_path / name)
+  rng = np.random.default_rng(0)
+  frames = list(rng.integers(0, 256, (4, 33, 47, 3), np.uint8))  # noise, odd sizes
+  _write(path, frames, Fraction(25), lossless=True)
+  info = video_io.probe(path)
+  assert (info.width, info.height, info.num_frames) == (48, 34, 4)  # one edge column/row added
+  decoded = np.stack(list(video_io.iter_frames(path)))[:, :33, :47]
+  assert np.array_equal(decoded, np.stack(frames))
+  # the default encoding (yuv420p, CRF 18) does not keep noise: the option is what changes it
+  _write(path, frames, Fraction(25))
+  decoded = np.stack(list(video_io.iter_frames(path)))[:, :33, :47]
+  assert np.abs(decoded.astype(int) - np.stack(frames)).max() > 50
+
+
 def test_roundtrip_exact_rate_count_and_pixels(tmp_path):
   path = str(tmp_path / "v.mp4")
   frames = _frames(20)

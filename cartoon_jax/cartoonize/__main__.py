@@ -26,6 +26,12 @@ def _parse_guided_filter(text: str) -> tuple[int, float]:
   return r, eps
 
 
+def _parse_crf(text: str) -> int:
+  if not text.isdigit() or int(text) > 51:
+    raise argparse.ArgumentTypeError(f"--crf wants an integer from 0 to 51, got {text!r}")
+  return int(text)
+
+
 def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     prog=prog,
@@ -54,7 +60,20 @@ def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.Arg
   )
   p.add_argument("--side-by-side", action="store_true", help="write input | cartoon")
   p.add_argument("--preview", help="also write a preview: .gif (videos) or a contact sheet image")
-  p.add_argument("--crf", type=int, default=18, help="H.264 quality, lower is better (default 18)")
+  quality = p.add_mutually_exclusive_group()
+  quality.add_argument(
+    "--crf",
+    type=_parse_crf,
+    default=18,
+    help="video quality: libx264's constant rate factor, 0-51, lower is better and larger "
+    "(default 18, visually close; H.264 turns 1-grey-level differences into up to tens)",
+  )
+  quality.add_argument(
+    "--lossless",
+    action="store_true",
+    help="lossless video (H.264 in RGB, libx264rgb qp 0): decodes to exactly the computed frames; "
+    "large, and most players cannot play it (for comparing outputs)",
+  )
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   return p
@@ -89,6 +108,7 @@ def main(
       preview=args.preview,
       overwrite=args.overwrite,
       crf=args.crf,
+      lossless=args.lossless,
       progress=not args.quiet,
     )
   except (OSError, ValueError, RuntimeError, MemoryError, ImportError) as e:
@@ -96,7 +116,13 @@ def main(
     print(f"error: {e}" + (f": use {flag}" if flag else ""), file=sys.stderr)
     return 1
   line = f"{summary.frames} {'frames' if summary.kind == 'video' else 'images'} in "
-  line += f"{summary.seconds:.1f} s -> {args.output}"
+  if summary.kind == "folder":
+    written = f"{len(summary.outputs)} images in {args.output}"
+  else:
+    written = ", ".join(summary.outputs)  # the file itself when OUTPUT is a folder
+  if summary.preview:
+    written += f", preview {summary.preview}"
+  line += f"{summary.seconds:.1f} s -> {written}"
   if summary.lost_frames:
     line += f"; about {summary.lost_frames} frames lost (damaged tail)"
   if summary.skipped:

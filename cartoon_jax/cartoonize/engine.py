@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cartoon_jax import file_kinds
+from cartoon_jax.models.generator import SIZE_MULTIPLE
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 from cartoon_jax.tiling import tiled_apply
 
@@ -101,7 +102,7 @@ class Cartoonizer:
   def _dispatch(self, frames: np.ndarray, *, fill: int) -> Any:
     """Starts the generator on prepared frames; returns a function that waits for the result."""
     n = frames.shape[0]
-    padded, size = pad_to_multiple(frames, multiple=4)
+    padded, size = pad_to_multiple(frames, multiple=SIZE_MULTIPLE)
     tile = self.tile
     if tile is not None and max(padded.shape[1:3]) > tile:
       return lambda: crop_to(self._tiled(padded, tile), size)

@@ -121,10 +121,12 @@ def _write_preview(path: str, pairs: list[np.ndarray], *, fps: Fraction) -> None
 
 @dataclasses.dataclass
 class Summary:
-  """What a cartoonize run did: written outputs, frames, frames lost to a bad tail, skips."""
+  """What a cartoonize run did: written outputs and preview, frames, frames lost to a bad tail,
+  skips."""
 
   kind: str
   outputs: list[str] = dataclasses.field(default_factory=list)
+  preview: str | None = None
   frames: int = 0
   lost_frames: int = 0
   skipped: list[str] = dataclasses.field(default_factory=list)
@@ -151,10 +153,12 @@ def cartoonize_video(
   side_by_side: bool = False,
   preview: str | None = None,
   crf: int = 18,
+  lossless: bool = False,
   progress: bool = True,
   info: video_io.VideoInfo | None = None,
 ) -> Summary:
-  """Cartoonizes a video to H.264 at the source's exact frame rate, copying its audio."""
+  """Cartoonizes a video to H.264 at the source's exact frame rate, copying its audio; `crf` and
+  `lossless` as for `video_io.VideoWriter`."""
   summary = Summary("video")
   info = info or video_io.probe(input_path)
   out_h, out_w = cartoonizer.output_size(info.height, info.width)
@@ -169,6 +173,7 @@ def cartoonize_video(
     audio_from=input_path if info.has_audio else None,
     audio_codec=info.audio_codec,
     crf=crf,
+    lossless=lossless,
   )
   bar = tqdm(
     total=info.num_frames,
@@ -202,6 +207,7 @@ def cartoonize_video(
   summary.outputs.append(output_path)
   if preview:
     _write_preview(preview, pairs, fps=info.fps / keep_every)
+    summary.preview = preview
   return summary
 
 
@@ -268,6 +274,7 @@ def cartoonize_images(
       flush(group)
   if preview and pairs:
     _write_preview(preview, pairs, fps=Fraction(1))
+    summary.preview = preview
   return summary
 
 
@@ -280,6 +287,7 @@ def cartoonize(
   preview: str | None = None,
   overwrite: bool = False,
   crf: int = 18,
+  lossless: bool = False,
   progress: bool = True,
 ) -> Summary:
   """Cartoonizes an image, a folder of images (tree mirrored) or a video into `output_path`.
@@ -329,6 +337,7 @@ def cartoonize(
       side_by_side=side_by_side,
       preview=preview,
       crf=crf,
+      lossless=lossless,
       progress=progress,
       info=info,
     )

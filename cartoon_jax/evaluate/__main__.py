@@ -223,9 +223,18 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   )
   sub = parser.add_subparsers(dest="command", required=True)
 
-  p = sub.add_parser("warping", help="warping error E_short / E_long (paper eqs. 14-15)")
-  p.add_argument("--source", required=True, help="source video, frame folder or sequence root")
-  p.add_argument("--output", help="output (cartoon) frames, laid out like --source")
+  p = sub.add_parser(
+    "warping",
+    help="warping error E_short / E_long (paper eqs. 14-15)",
+    description="Warping error E_short / E_long (paper eqs. 14-15) of a cartoonized video against "
+    "its source. Video files are read directly (any format ffmpeg decodes), with the same "
+    "numbers as a folder of their frames: cartoon-jax evaluate warping --source clip.mp4 "
+    "--output clip_cartoon.mp4",
+  )
+  p.add_argument(
+    "--source", required=True, help="source video file, frame folder or root of sequences"
+  )
+  p.add_argument("--output", help="output (cartoon) video file or frames, laid out like --source")
   p.add_argument("--name", default="output", help="name of --output in the results")
   p.add_argument(
     "--crop-source",

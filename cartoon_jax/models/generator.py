@@ -17,6 +17,7 @@ from cartoon_jax.ops.resize import upsample2x_align_corners
 
 OUTER_SLOPE = 0.01  # nn.LeakyReLU() default, used outside the residual blocks
 RESBLOCK_SLOPE = 0.2
+SIZE_MULTIPLE = 4  # input height and width: two stride-2 convolutions, then two x2 upsamplings
 
 
 def torch_conv_init(fan_in: int) -> tuple[Callable, Callable]:
@@ -92,10 +93,10 @@ class SSAGenerator(nn.Module):
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"SSAGenerator: expected (B, H, W, 3) input, got shape {x.shape}")
     height, width = x.shape[1:3]
-    if height % 4 or width % 4:
+    if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
       raise ValueError(
-        f"SSAGenerator: height and width must be multiples of 4, got {height}x{width} "
-        "(pad the input, e.g. with cartoon_jax.ops.pad.pad_to_multiple)"
+        f"SSAGenerator: height and width must be multiples of {SIZE_MULTIPLE}, got "
+        f"{height}x{width} (pad the input, e.g. with cartoon_jax.ops.pad.pad_to_multiple)"
       )
     c = self.channels
     conv = lambda y, features, k, name, stride=1: torch_conv(
