@@ -74,7 +74,8 @@ def test_warping_never_overwrites_silently(data, capsys):
   assert _run(capsys, *args)[0] == 0
   before = (data / "w.json").read_text()
   rc, _, err = _run(capsys, *args, "--metric", "mse")
-  assert rc == 2 and "w.json exists; pass --overwrite" in err
+  assert rc == 1 and err.startswith("cartoon-jax evaluate warping: error: ")
+  assert "w.json exists; pass --overwrite" in err
   assert (data / "w.json").read_text() == before
   assert _run(capsys, *args, "--metric", "mse", "--overwrite")[0] == 0
   assert json.loads((data / "w.json").read_text())["metric"] == "mse"
@@ -83,7 +84,7 @@ def test_warping_never_overwrites_silently(data, capsys):
 def test_warping_bad_inputs(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "warping", "--json", data / "r.json", *extra)
-    assert rc == 2 and not (data / "r.json").exists()
+    assert rc == 1 and not (data / "r.json").exists()
     return err
 
   assert "not found: " + str(data / "missing") in error("--source", data / "missing")
@@ -142,7 +143,7 @@ def test_warping_reads_videos(data, capsys):
   assert result["flow"]["backend"] == "farneback" and list(result["sequences"]) == ["src"]
   (data / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
   rc, _, err = _run(capsys, "warping", "--source", data / "broken.mp4", "--json", data / "b.json")
-  assert rc == 2 and "broken.mp4" in err
+  assert rc == 1 and "broken.mp4" in err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def _inception_npz(path) -> str:
 def test_fid_errors(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "fid", *extra)
-    assert rc == 2
+    assert rc == 1
     return err
 
   weights = data / "none.npz"
@@ -235,7 +236,7 @@ def test_table_warping_rows_and_cache(data, capsys):
   assert "no --photos given" in (data / "res" / "paper_table1.md").read_text()
   # Tables are not replaced silently; with --overwrite they are, and the metrics recomputed.
   rc, _, err = _run(capsys, *args, "--out", prefix)
-  assert rc == 2 and "paper_table1.md exists" in err
+  assert rc == 1 and "paper_table1.md exists" in err
   # A new prefix with the same workdir reuses the cached metrics.
   rc, _, err = _run(
     capsys, *args, "--out", data / "res" / "again", "--workdir", data / "res" / "paper_eval",
@@ -260,7 +261,7 @@ def test_table_warping_rows_and_cache(data, capsys):
 def test_table_errors(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "table", *extra, "--out", data / "t")
-    assert rc == 2
+    assert rc == 1
     return err
 
   assert "give --photos" in error(str(data / "src"))
@@ -290,7 +291,7 @@ def test_figures_warping_heatmap(data, capsys):
     capsys, "figures", "warping-heatmap", "--source", data / "src", "--frame", 0, "--out", out,
     "--overwrite",
   )  # fmt: skip
-  assert rc == 2 and "--frame 0" in err
+  assert rc == 1 and "--frame 0" in err
 
 
 def random_vgg16() -> dict:
@@ -324,7 +325,7 @@ def test_figures_correlation(data, capsys):
     "--cartoons", out / "00000.jpg", out / "00001.jpg", "--points", "500,30",
     "--vgg", data / "vgg16.npz", "--out", data / "fig2b.png",
   )  # fmt: skip
-  assert rc == 2 and "outside the 96x72 frame" in err
+  assert rc == 1 and "outside the 96x72 frame" in err
 
 
 @pytest.mark.slow
