@@ -57,16 +57,15 @@ def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int
   if args.npz and args.onnx and os.path.abspath(args.npz) == os.path.abspath(args.onnx):
     parser.error("--npz and --onnx name the same file")
   try:
+    from cartoon_jax import images
+
     for path in outputs:
-      if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a folder: give a file name")
-      if os.path.exists(path) and not args.overwrite:
-        raise FileExistsError(f"{path} exists (--overwrite to replace it)")
+      images.check_output(path, overwrite=args.overwrite)
     if args.onnx:
       from cartoon_jax import onnx_export
 
       onnx_export.import_onnx()  # a missing onnx fails here, before any work
-    from cartoon_jax import generator_io, images
+    from cartoon_jax import generator_io
 
     generator = generator_io.load(args.source)
     with contextlib.ExitStack() as stack:  # temporary files, renamed when all are written
@@ -122,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cartoon_jax.prepare import main as run
   else:
     print(
-      f"cartoon-jax: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
+      f"cartoon-jax: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
       file=sys.stderr,
     )
     return 2

@@ -120,6 +120,7 @@ def prepare(
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
   parent = os.path.dirname(dst)
+  images.check_folder(parent, what=dst)
   created = images.make_parents(dst)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:

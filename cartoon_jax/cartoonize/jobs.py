@@ -4,7 +4,6 @@ every input and output check done before any work."""
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -72,31 +71,11 @@ def detect_kind(path: str) -> str:
   return "video"
 
 
-def _check_writable(folder: str, what: str) -> None:
-  """`folder`, or where it is missing the nearest existing folder above it (the missing ones are
-  created when the output is written), must be a writable folder."""
-  existing = os.path.abspath(folder or ".")
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise NotADirectoryError(f"{what}: {existing} is not a folder")
-  try:
-    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=existing)
-  except OSError as e:
-    raise PermissionError(f"{what}: folder {existing} is not writable ({e.strerror})") from None
-  os.close(fd)
-  os.remove(probe_path)
-
-
 def _check_output_file(path: str, *, extensions: tuple[str, ...], overwrite: bool) -> None:
   ext = os.path.splitext(path)[1].lower()
   if ext not in extensions:
     raise ValueError(f"output {path}: extension must be one of {', '.join(extensions)}")
-  if os.path.isdir(path):
-    raise IsADirectoryError(f"output {path} is a folder")
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"output {path} exists (use --overwrite to replace it)")
-  _check_writable(os.path.dirname(os.path.abspath(path)), f"output {path}")
+  images.check_output(path, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,11 +322,7 @@ def cartoonize(
       raise NotADirectoryError(f"output {output_path} must be a folder for a folder input")
     if os.path.abspath(output_path) == os.path.abspath(input_path):
       raise ValueError(f"output folder {output_path} must differ from the input folder")
-    if not os.path.isdir(output_path):
-      parent = os.path.dirname(os.path.abspath(output_path))
-      _check_writable(parent, f"output {output_path}")
-    else:
-      _check_writable(output_path, f"output {output_path}")
+    images.check_folder(output_path, what=f"output {output_path}")
   if preview:
     ext = (".gif",) if kind == "video" else ()
     _check_output_file(preview, extensions=ext + _IMAGE_OUTPUTS, overwrite=overwrite)

