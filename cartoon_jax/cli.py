@@ -7,7 +7,9 @@
   cartoon-jax convert --kind KIND SRC DST
   cartoon-jax prepare SRC DST --image-size 256
 
-`cartoon-jax COMMAND --help` describes each. The commands are thin shells over the library:
+`cartoon-jax COMMAND --help` describes each. Errors are one line, `cartoon-jax COMMAND: error: ...`;
+the exit status is 0 on success, 1 when the command failed, 2 when the command line is wrong.
+The commands are thin shells over the library:
 `cartoon_jax.launch`, `cartoonize`, `generator_io` and `onnx_export`, `evaluate`, `weights`,
 `prepare`.
 """

@@ -181,9 +181,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax prepare"
   # Both flags write keep_aspect and argparse takes the first one's default (True for
   # store_false): state the default once, here.
   parser.set_defaults(keep_aspect=False)
-  parser.add_argument("--format", choices=("png", "jpeg"), default="png")
-  parser.add_argument("--jpeg-quality", type=int, default=95)
-  parser.add_argument("--images-per-shard", type=int, default=1000)
+  parser.add_argument(
+    "--format", choices=("png", "jpeg"), default="png", help="image encoding (default: png)"
+  )
+  parser.add_argument("--jpeg-quality", type=int, default=95, help="with --format jpeg (95)")
+  parser.add_argument(
+    "--images-per-shard", type=int, default=1000, help="images per shard file (default 1000)"
+  )
   parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cpus)")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
   args = parser.parse_args(argv)

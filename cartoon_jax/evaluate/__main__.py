@@ -12,7 +12,8 @@ cites (Lei et al. 2020, after Lai et al. 2018: --metric mse, Lai's occlusion mas
 `warping` and `figures` default to the |.| of the paper's eqs. 14-15 (--metric l1) and also mask
 pixels that move out of the frame. Either way --metric {l1,mse} and --lai-mask-only /
 --out-of-frame-mask choose.
-Result files are never replaced unless --overwrite is given.
+Result files are never replaced unless --overwrite is given. `cartoon-jax evaluate COMMAND --help`
+describes each command.
 """
 
 import argparse
@@ -38,7 +39,12 @@ def _add_flow_args(p: argparse.ArgumentParser, *, paper_protocol: bool = False) 
 
   p.add_argument("--flow", default="dis", choices=BACKENDS, help="optical flow backend")
   p.add_argument("--flow-dir", help="precomputed flows: DIR[/<sequence>]/{a:05d}_{b:05d}.flo|.npy")
-  p.add_argument("--dis-preset", default="medium", choices=sorted(DIS_PRESETS))
+  p.add_argument(
+    "--dis-preset",
+    default="medium",
+    choices=sorted(DIS_PRESETS),
+    help="OpenCV DIS flow preset (default: %(default)s)",
+  )
   p.add_argument(
     "--metric",
     default="mse" if paper_protocol else "l1",
@@ -178,7 +184,7 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--workdir", help="cache of outputs and metrics (default PREFIX_eval)")
   p.add_argument("--dataset", help="name of the video data set in the notes (default: its folder)")
   p.add_argument("--batch-size", type=int, default=8, help="generator batch size")
-  p.add_argument("--fid-batch-size", type=int, default=50)
+  p.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception call (50)")
   p.add_argument("--overwrite", action="store_true", help="recompute metrics, replace the tables")
 
 
@@ -276,7 +282,7 @@ def build_parser(prog: str = "cartoon-jax evaluate") -> argparse.ArgumentParser:
     help="folder of reference images or a stats .npz; repeat for several (cartoons, photos)",
   )
   p.add_argument("--inception", required=True, help="converted Inception weights (.npz)")
-  p.add_argument("--batch-size", type=int, default=50)
+  p.add_argument("--batch-size", type=int, default=50, help="images per Inception call (50)")
   p.add_argument(
     "--image-size", type=int, default=299, help="299 as pytorch-fid; others only for quick tests"
   )
