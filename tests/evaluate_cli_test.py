@@ -184,6 +184,13 @@ def test_fid_errors(data, capsys):
 @pytest.mark.slow
 def test_fid_command_end_to_end(data, capsys):
   weights = _inception_npz(data / "inception.npz")
+  (data / "bad_stats.npz").write_text("not statistics")
+  rc, _, err = _run(
+    capsys, "fid", "--generated", data / "src", "--reference", data / "bad_stats.npz",
+    "--inception", weights, "--image-size", 75, "--save-stats", data / "stats.npz",
+  )  # fmt: skip
+  assert rc == 1 and "bad_stats.npz" in err
+  assert not (data / "stats.npz").exists()  # written with the result, not before a failure
   rc, out, _ = _run(
     capsys, "fid", "--generated", data / "src", "--reference", data / "src", "--reference",
     data / "out", "--inception", weights, "--image-size", 75, "--batch-size", 3,
