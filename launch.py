@@ -1,6 +1,7 @@
 r"""Trains from a checkout: `python launch.py --config configs/ssa_pmc.py --workdir DIR`.
 
-The same command as `cartoon-jax train` (cartoon_jax/launch.py documents the flags).
+The same command as `cartoon-jax train`, and named so in its help and errors (`python launch.py
+--help`; cartoon_jax/launch.py documents the options).
 """
 
 from cartoon_jax.launch import run

@@ -7,12 +7,15 @@
   cartoon-jax convert --kind KIND SRC DST
   cartoon-jax prepare SRC DST --image-size 256
 
-`cartoon-jax COMMAND --help` describes each. The commands are thin shells over the library:
+`cartoon-jax COMMAND --help` describes each. Errors are one line, `cartoon-jax COMMAND: error: ...`;
+the exit status is 0 on success, 1 when the command failed, 2 when the command line is wrong.
+The commands are thin shells over the library:
 `cartoon_jax.launch`, `cartoonize`, `generator_io` and `onnx_export`, `evaluate`, `weights`,
 `prepare`.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from cartoon_jax import __version__
 
 COMMANDS = {
-  "train": "train a generator (configs by name: baseline, demo, pmc, ssa, ssa_pmc)",
+  "train": "train a generator from a packaged config or a config file",
   "cartoonize": "cartoonize an image, a folder of images or a video",
   "export": "write a trained generator as .npz and/or ONNX",
   "evaluate": "warping error, FID, the paper's tables and figures",
@@ -29,46 +32,64 @@ COMMANDS = {
 }
 
 
+EXPORT_DESCRIPTION = """\
+Write the generator at SOURCE (an exported .npz, a training workdir or its checkpoints/ folder) as
+a plain .npz (--npz) and/or as an ONNX file (--onnx), checked against JAX before it is written.
+Everything is checked before anything is written (the outputs, onnx for --onnx, the generator);
+the outputs appear together at the end, or not at all."""
+
+
 def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int:
-  """`cartoon-jax export SOURCE [--npz OUT] [--onnx OUT]`: the generator at SOURCE (.npz, workdir
-  or checkpoints/ folder) as a plain .npz and/or an ONNX file checked against JAX."""
-  parser = argparse.ArgumentParser(prog=prog, description=export_main.__doc__.split("\n")[0][1:])
+  """`cartoon-jax export SOURCE [--npz OUT] [--onnx OUT]`: see EXPORT_DESCRIPTION."""
+  parser = argparse.ArgumentParser(
+    prog=prog, description=EXPORT_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("source", help="generator .npz, training workdir or checkpoints/ folder")
   parser.add_argument("--npz", help="write the generator .npz (params + settings + step)")
   parser.add_argument(
     "--onnx",
-    help="write an ONNX file: dynamic batch, any height and width, NHWC in [-1, 1]",
+    help="write an ONNX file (needs pip install 'cartoon_jax[onnx]'): NHWC RGB in [-1, 1], "
+    "dynamic batch, any height and width",
   )
   parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
   args = parser.parse_args(argv)
   outputs = [p for p in (args.npz, args.onnx) if p]
   if not outputs:
     parser.error("nothing to write: give --npz and/or --onnx")
+  if args.npz and args.onnx and os.path.abspath(args.npz) == os.path.abspath(args.onnx):
+    parser.error("--npz and --onnx name the same file")
   try:
-    for path in outputs:
-      if os.path.exists(path) and not args.overwrite:
-        raise FileExistsError(f"{path} exists (--overwrite to replace it)")
-    from cartoon_jax import generator_io
+    from cartoon_jax import images
 
-    generator = generator_io.load(args.source)
-    if args.npz:
-      generator_io.save(
-        generator.variables["params"], generator.settings, args.npz, step=generator.step
-      )
-      print(f"wrote {args.npz}")
+    for path in outputs:
+      images.check_output(path, overwrite=args.overwrite)
     if args.onnx:
       from cartoon_jax import onnx_export
 
-      difference = onnx_export.export(generator, args.onnx)
-      check = (
-        "not checked: onnxruntime is not installed"
-        if difference is None
-        else f"max |ONNX - JAX| {difference:.1e} on 2 photos"
-      )
-      print(f"wrote {args.onnx} ({check})")
+      onnx_export.import_onnx()  # a missing onnx fails here, before any work
+    from cartoon_jax import generator_io
+
+    generator = generator_io.load(args.source)
+    with contextlib.ExitStack() as stack:  # temporary files, renamed when all are written
+      temp = {path: stack.enter_context(images.atomic_output(path)) for path in outputs}
+      if args.npz:
+        generator_io.save(
+          generator.variables["params"], generator.settings, temp[args.npz], step=generator.step
+        )
+      if args.onnx:
+        difference = onnx_export.export(generator, temp[args.onnx])
   except (OSError, ValueError, ImportError) as e:
     print(f"{prog}: error: {e}", file=sys.stderr)
     return 1
+  if args.npz:
+    print(f"wrote {args.npz}")
+  if args.onnx:
+    check = (
+      "not checked: onnxruntime is not installed"
+      if difference is None
+      else f"max |ONNX - JAX| {difference:.1e} on 2 photos"
+    )
+    print(f"wrote {args.onnx} ({check})")
   return 0
 
 
@@ -102,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cartoon_jax.prepare import main as run
   else:
     print(
-      f"cartoon-jax: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
+      f"cartoon-jax: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
       file=sys.stderr,
     )
     return 2

@@ -207,20 +207,73 @@ def replace_into(tmp: str, path: str) -> None:
   os.replace(tmp, path)
 
 
+def check_folder(folder: str, *, what: str) -> None:
+  """Raises OSError naming `what` unless `folder`, or where it is missing the nearest existing
+  folder above it (the missing ones are created when the output is written), is a writable
+  folder."""
+  existing = os.path.abspath(folder or ".")
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise NotADirectoryError(f"{what}: {existing} is not a folder")
+  try:
+    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=existing)
+  except OSError as e:
+    raise PermissionError(f"{what}: folder {existing} is not writable ({e.strerror})") from None
+  os.close(fd)
+  os.remove(probe_path)
+
+
+def check_output(path: str, *, overwrite: bool) -> None:
+  """Raises OSError naming `path` unless a command may write it: not a folder, not an existing
+  file without `overwrite`, in a writable (or creatable) folder. Commands call it for every
+  output before they write anything."""
+  if os.path.isdir(path):
+    raise IsADirectoryError(f"{path} is a folder: give a file name")
+  if os.path.exists(path) and not overwrite:
+    raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+  check_folder(os.path.dirname(os.path.abspath(path)), what=path)
+
+
+def make_parents(path: str) -> list[str]:
+  """Creates the missing parent folders of `path`; returns the ones it created, deepest first."""
+  missing, folder = [], os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(folder):
+    missing.append(folder)
+    folder = os.path.dirname(folder)
+  if missing:
+    os.makedirs(missing[0])
+  return missing
+
+
+def remove_empty(folders: list[str]) -> None:
+  """Removes `folders` (deepest first) while they are empty: undoes `make_parents` after a
+  failure, so that a failed command leaves no folder behind."""
+  for folder in folders:
+    try:
+      os.rmdir(folder)
+    except OSError:
+      return
+
+
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[str]:
   """Yields a temporary path to write; on success it replaces `path`, on any error it is deleted.
 
-  The parent folder of `path` is created if missing.
+  Missing parent folders of `path` are created (and removed again on an error).
   """
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = temp_path_for(path)
+  created = make_parents(path)
   try:
-    yield tmp
-    replace_into(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+    tmp = temp_path_for(path)
+    try:
+      yield tmp
+      replace_into(tmp, path)
+    finally:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+  except BaseException:
+    remove_empty(created)
+    raise
 
 
 def atomic_write(path: str, data: bytes) -> None:

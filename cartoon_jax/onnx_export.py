@@ -32,7 +32,8 @@ INPUT, OUTPUT = "image", "cartoon"
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-def _onnx():
+def import_onnx():
+  """The onnx module, or ImportError saying how to install it."""
   try:
     import onnx
   except ImportError as e:
@@ -135,7 +136,7 @@ def generator_model(
   `meta` is stored as JSON in the model's metadata under 'cartoon_jax'. The model is checked with
   `onnx.checker` (full check, shapes inferred) before it is returned.
   """
-  onnx = _onnx()
+  onnx = import_onnx()
   params = variables["params"]
   g = _Graph(onnx)
   act = lambda y: g.leaky_relu(y, OUTER_SLOPE)
@@ -220,7 +221,7 @@ def export(
   """Writes `generator` as ONNX to `path` (atomically) and returns the largest difference to JAX on
   `check_frames()`; None when onnxruntime is not installed (then nothing is checked). With a
   `tolerance`, a larger difference raises ValueError and nothing is written."""
-  onnx = _onnx()
+  onnx = import_onnx()
   meta = {"model": generator_io.MODEL, "step": generator.step}
   model = generator_model(generator.variables, generator.settings, meta=meta)
   try:
@@ -240,7 +241,7 @@ def export(
 
 def model_meta(path: str | os.PathLike) -> dict[str, Any]:
   """The 'cartoon_jax' metadata (settings, step, ...) of an exported ONNX file; {} if absent."""
-  onnx = _onnx()
+  onnx = import_onnx()
   model = onnx.load(os.fspath(path), load_external_data=False)
   props = {p.key: p.value for p in model.metadata_props}
   return json.loads(props["cartoon_jax"]) if "cartoon_jax" in props else {}

@@ -7,7 +7,7 @@ subfolders; see docs/data.md). Each image is decoded, its short side resized to 
 then centre-cropped to a square (--center-crop, the default) or kept at its aspect ratio
 (--keep-aspect), and stored losslessly as PNG (or --format jpeg). DST gets one folder of shards
 per domain and dataset.json; it is written under a temporary name and renamed when complete.
-Unreadable files are skipped and listed at the end.
+Unreadable files are skipped and listed at the end. Missing parent folders of DST are created.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ def prepare(
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
   parent = os.path.dirname(dst)
-  os.makedirs(parent, exist_ok=True)
+  images.check_folder(parent, what=dst)
+  created = images.make_parents(dst)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:
     manifest = {
@@ -156,25 +157,37 @@ def prepare(
       shutil.rmtree(trash, ignore_errors=True)
     else:
       os.rename(tmp, dst)
-  finally:
+  except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
+    images.remove_empty(created)
+    raise
   return manifest
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.prepare") -> int:
-  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax prepare") -> int:
+  parser = argparse.ArgumentParser(
+    prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("src", help="dataset folder (scenery_photo/, scenery_cartoon/, ...)")
-  parser.add_argument("dst", help="output folder for the shards (must not exist)")
+  parser.add_argument("dst", help="output folder for the shards (must not exist; --overwrite)")
   parser.add_argument("--image-size", type=int, required=True, help="short side after resizing")
   crop = parser.add_mutually_exclusive_group()
-  crop.add_argument("--center-crop", dest="keep_aspect", action="store_false", help="(default)")
-  crop.add_argument("--keep-aspect", dest="keep_aspect", action="store_true")
+  crop.add_argument(
+    "--center-crop", dest="keep_aspect", action="store_false", help="square crop (default)"
+  )
+  crop.add_argument(
+    "--keep-aspect", dest="keep_aspect", action="store_true", help="no crop: keep the aspect ratio"
+  )
   # Both flags write keep_aspect and argparse takes the first one's default (True for
   # store_false): state the default once, here.
   parser.set_defaults(keep_aspect=False)
-  parser.add_argument("--format", choices=("png", "jpeg"), default="png")
-  parser.add_argument("--jpeg-quality", type=int, default=95)
-  parser.add_argument("--images-per-shard", type=int, default=1000)
+  parser.add_argument(
+    "--format", choices=("png", "jpeg"), default="png", help="image encoding (default: png)"
+  )
+  parser.add_argument("--jpeg-quality", type=int, default=95, help="with --format jpeg (95)")
+  parser.add_argument(
+    "--images-per-shard", type=int, default=1000, help="images per shard file (default 1000)"
+  )
   parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cpus)")
   parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
   args = parser.parse_args(argv)
@@ -191,7 +204,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_ja
       overwrite=args.overwrite,
     )
   except (OSError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"{prog}: error: {e}", file=sys.stderr)
     return 1
   for domain, info in manifest["domains"].items():
     print(f"{domain}: {info['num_images']} images in {len(info['shards'])} shard(s)")

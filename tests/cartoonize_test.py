@@ -364,8 +364,9 @@ def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
   images.write_image(src, _photo(16, 16))
   never = lambda: pytest.fail("the weights were loaded before the output checks")
   # The output problems are reported before the engine is made.
-  with pytest.raises(FileNotFoundError, match="does not exist"):
-    cz.cartoonize(src, str(tmp_path / "nope" / "o.png"), cartoonizer=never)
+  (tmp_path / "file").write_text("")
+  with pytest.raises(NotADirectoryError, match="file is not a folder"):
+    cz.cartoonize(src, str(tmp_path / "file" / "new" / "o.png"), cartoonizer=never)
   with pytest.raises(FileExistsError, match="--overwrite"):
     cz.cartoonize(src, src, cartoonizer=never)
   with pytest.raises(ValueError, match="extension"):
@@ -376,6 +377,8 @@ def test_output_checks_come_before_any_work(tmp_path, cartoonizer):
     with pytest.raises(PermissionError, match="not writable"):
       cz.cartoonize(src, str(locked / "o.png"), cartoonizer=never)
   cz.cartoonize(src, src, cartoonizer=cartoonizer, overwrite=True, progress=False)
+  cz.cartoonize(src, str(tmp_path / "new" / "o.png"), cartoonizer=cartoonizer, progress=False)
+  assert (tmp_path / "new" / "o.png").is_file()  # missing output folders are created
 
 
 def test_command_line(tmp_path, params_npz, capsys):

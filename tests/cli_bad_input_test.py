@@ -117,8 +117,41 @@ def test_cartoonize_output_problems_lose_nothing(tmp_path, params_npz):
   existing.write_bytes(b"precious")
   one_error_line(cartoonize(params_npz, src, existing), "existing.png", "--overwrite")
   assert existing.read_bytes() == b"precious"
-  one_error_line(cartoonize(params_npz, src, tmp_path / "nope" / "o.png"), "nope")
-  assert not (tmp_path / "nope").exists()
+  (tmp_path / "afile").write_text("not a folder")
+  one_error_line(cartoonize(params_npz, src, tmp_path / "afile" / "o.png"), "afile")
+  assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_missing_output_folders_are_created_by_every_command(tmp_path, params_npz):
+  src = tmp_path / "in.png"
+  images.write_image(str(src), photo())
+  result = cartoonize(params_npz, src, tmp_path / "new" / "sub" / "o.png")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert images.read_image(str(tmp_path / "new" / "sub" / "o.png")).shape == (24, 32, 3)
+  source = frames(tmp_path / "source", 3)
+  result = run(
+    "-m", "cartoon_jax", "evaluate", "warping", "--source", source, "--json",
+    str(tmp_path / "results" / "w.json"),
+  )  # fmt: skip
+  assert result.returncode == 0 and (tmp_path / "results" / "w.json").is_file(), result.stderr
+  result = run("-m", "cartoon_jax", "export", params_npz, "--npz", str(tmp_path / "g" / "g.npz"))
+  assert result.returncode == 0 and (tmp_path / "g" / "g.npz").is_file(), result.stderr
+
+
+def test_export_without_onnx_writes_nothing_and_the_same_command_works_after(tmp_path, params_npz):
+  hidden = tmp_path / "no_onnx" / "onnx"  # an onnx package that cannot be imported
+  hidden.mkdir(parents=True)
+  (hidden / "__init__.py").write_text("raise ImportError('No module named onnx (hidden)')\n")
+  out = tmp_path / "out"
+  command = ("-m", "cartoon_jax", "export", params_npz, "--npz", str(out / "g.npz"))
+  command += ("--onnx", str(out / "g.onnx"))
+  env = ENV | {"PYTHONPATH": os.pathsep.join([str(hidden.parent), ROOT])}
+  line = one_error_line(run(*command, env=env), "pip install")
+  assert line.startswith("cartoon-jax export: error: ONNX export needs the onnx package")
+  assert not out.exists()
+  result = run(*command)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(os.listdir(out)) == ["g.npz", "g.onnx"]
 
 
 def test_cartoonize_bad_params(tmp_path, params_npz):

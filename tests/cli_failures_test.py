@@ -97,7 +97,7 @@ def test_nan_from_an_absurd_learning_rate_stops_with_the_step(tmp_path):
   )
   assert rc == 1
   assert "Traceback" not in err, err[-3000:]
-  lines = [line for line in err.splitlines() if line.startswith("launch.py: error:")]
+  lines = [line for line in err.splitlines() if line.startswith("cartoon-jax train: error:")]
   assert len(lines) == 1 and "non-finite loss at step" in lines[0], err[-2000:]
   state, _, step = checkpointing.restore_on_host(str(tmp_path))
   assert step >= 1 and all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state)), step

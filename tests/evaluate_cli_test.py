@@ -74,7 +74,8 @@ def test_warping_never_overwrites_silently(data, capsys):
   assert _run(capsys, *args)[0] == 0
   before = (data / "w.json").read_text()
   rc, _, err = _run(capsys, *args, "--metric", "mse")
-  assert rc == 2 and "w.json exists; pass --overwrite" in err
+  assert rc == 1 and err.startswith("cartoon-jax evaluate warping: error: ")
+  assert "w.json exists; pass --overwrite" in err
   assert (data / "w.json").read_text() == before
   assert _run(capsys, *args, "--metric", "mse", "--overwrite")[0] == 0
   assert json.loads((data / "w.json").read_text())["metric"] == "mse"
@@ -83,7 +84,7 @@ def test_warping_never_overwrites_silently(data, capsys):
 def test_warping_bad_inputs(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "warping", "--json", data / "r.json", *extra)
-    assert rc == 2 and not (data / "r.json").exists()
+    assert rc == 1 and not (data / "r.json").exists()
     return err
 
   assert "not found: " + str(data / "missing") in error("--source", data / "missing")
@@ -137,7 +138,7 @@ def test_warping_reads_videos_with_the_numbers_of_their_frames(data, capsys):
   assert results[0]["overall"] == results[1]["overall"]
   (data / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
   rc, _, err = _run(capsys, "warping", "--source", data / "broken.mp4", "--json", data / "b.json")
-  assert rc == 2 and "broken.mp4" in err
+  assert rc == 1 and "broken.mp4" in err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def _inception_npz(path) -> str:
 def test_fid_errors(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "fid", *extra)
-    assert rc == 2
+    assert rc == 1
     return err
 
   weights = data / "none.npz"
@@ -178,6 +179,13 @@ def test_fid_errors(data, capsys):
 @pytest.mark.slow
 def test_fid_command_end_to_end(data, capsys):
   weights = _inception_npz(data / "inception.npz")
+  (data / "bad_stats.npz").write_text("not statistics")
+  rc, _, err = _run(
+    capsys, "fid", "--generated", data / "src", "--reference", data / "bad_stats.npz",
+    "--inception", weights, "--image-size", 75, "--save-stats", data / "stats.npz",
+  )  # fmt: skip
+  assert rc == 1 and "bad_stats.npz" in err
+  assert not (data / "stats.npz").exists()  # written with the result, not before a failure
   rc, out, _ = _run(
     capsys, "fid", "--generated", data / "src", "--reference", data / "src", "--reference",
     data / "out", "--inception", weights, "--image-size", 75, "--batch-size", 3,
@@ -230,7 +238,7 @@ def test_table_warping_rows_and_cache(data, capsys):
   assert "no --photos given" in (data / "res" / "paper_table1.md").read_text()
   # Tables are not replaced silently; with --overwrite they are, and the metrics recomputed.
   rc, _, err = _run(capsys, *args, "--out", prefix)
-  assert rc == 2 and "paper_table1.md exists" in err
+  assert rc == 1 and "paper_table1.md exists" in err
   # A new prefix with the same workdir reuses the cached metrics.
   rc, _, err = _run(
     capsys, *args, "--out", data / "res" / "again", "--workdir", data / "res" / "paper_eval",
@@ -255,7 +263,7 @@ def test_table_warping_rows_and_cache(data, capsys):
 def test_table_errors(data, capsys):
   def error(*extra):
     rc, _, err = _run(capsys, "table", *extra, "--out", data / "t")
-    assert rc == 2
+    assert rc == 1
     return err
 
   assert "give --photos" in error(str(data / "src"))
@@ -285,7 +293,7 @@ def test_figures_warping_heatmap(data, capsys):
     capsys, "figures", "warping-heatmap", "--source", data / "src", "--frame", 0, "--out", out,
     "--overwrite",
   )  # fmt: skip
-  assert rc == 2 and "--frame 0" in err
+  assert rc == 1 and "--frame 0" in err
 
 
 def random_vgg16() -> dict:
@@ -319,7 +327,7 @@ def test_figures_correlation(data, capsys):
     "--cartoons", out / "00000.jpg", out / "00001.jpg", "--points", "500,30",
     "--vgg", data / "vgg16.npz", "--out", data / "fig2b.png",
   )  # fmt: skip
-  assert rc == 2 and "outside the 96x72 frame" in err
+  assert rc == 1 and "outside the 96x72 frame" in err
 
 
 @pytest.mark.slow

@@ -256,3 +256,19 @@ def test_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
   with open(path, "rb") as f:
     assert f.read() == b"new"
   assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_atomic_output_creates_missing_folders_and_removes_them_after_a_failure(tmp_path):
+  path = tmp_path / "new" / "sub" / "out.bin"
+  with pytest.raises(RuntimeError, match="stopped"), images.atomic_output(str(path)) as tmp:
+    with open(tmp, "wb") as f:
+      f.write(b"half")
+    raise RuntimeError("stopped")
+  assert os.listdir(tmp_path) == []  # the folders it made are gone with the temporary file
+  (tmp_path / "new").mkdir()
+  (tmp_path / "new" / "mine.txt").write_text("kept")
+  with pytest.raises(RuntimeError), images.atomic_output(str(path)):
+    raise RuntimeError("stopped")
+  assert os.listdir(tmp_path / "new") == ["mine.txt"]  # a folder that existed stays
+  images.atomic_write(str(path), b"done")
+  assert path.read_bytes() == b"done"

@@ -1,6 +1,7 @@
-"""launch.py: config overrides, and the one-line error for an unknown config key."""
+"""`cartoon-jax train` / launch.py: help, config overrides, one-line errors (bad key, value)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -34,27 +35,84 @@ def test_unknown_key_names_closest(typo, closest):
 
 def test_known_key_passes():
   assert launch.unknown_key_message(demo.get_config(), "optim.lr") is None
-  launch.check_overrides(["--config", "configs/demo.py", "--config.optim.lr=1e-3"])
 
 
-def test_check_overrides_raises_before_training():
-  with pytest.raises(ValueError, match="did you mean 'batch_size'"):
-    launch.check_overrides(["--config=configs/demo.py", "--workdir=/x", "--config.batchsize=2"])
+def test_set_override_reads_the_type_of_the_configs_value():
+  config = demo.get_config()
+  for arg in ("--config.optim.lr=1e-3", "--config.train.progress_bar=false", "--config.seed=3"):
+    key, value = arg[len("--config.") :].split("=")
+    launch.set_override(config, key, value)
+  launch.set_override(config, "data.random_flip", None)  # a bare bool flag
+  launch.set_override(config, "loss.options.affine_scale", "(0.9, 1.1)")
+  launch.set_override(config, "data.source", "/data/cartoon")
+  assert (config.optim.lr, config.train.progress_bar, config.seed) == (1e-3, False, 3)
+  assert config.data.random_flip and config.loss.options.affine_scale == (0.9, 1.1)
+  for key, value, message in [
+    ("batch_size", "four", "--config.batch_size=four: expected an int (the config's value is 4)"),
+    ("seed", "1.5", "expected an int"),
+    ("optim.lr", "fast", "--config.optim.lr=fast: expected a float"),
+    ("train.progress_bar", "maybe", "expected a bool (the config's value is False)"),
+    ("seed", None, "--config.seed needs a value"),
+    ("model", "3", "--config.model is a group of keys"),
+    ("batchsize", "2", "did you mean 'batch_size'?"),
+  ]:
+    with pytest.raises(ValueError, match=re.escape(message)):
+      launch.set_override(config, key, value)
 
 
-def test_command_line_unknown_key_is_one_clear_line(tmp_path):
-  cmd = [sys.executable, "launch.py", "--config", "configs/demo.py", "--workdir", str(tmp_path)]
-  result = subprocess.run(
-    [*cmd, "--config.data.image_sise=32"], cwd=ROOT, capture_output=True, text=True, timeout=120
+@pytest.mark.parametrize("name", launch.packaged_configs())
+def test_the_help_examples_are_keys_of_every_packaged_config(name):
+  args, config = launch.parse_args(["--config", name, "--workdir", "w", *launch.EXAMPLES])
+  assert (config.batch_size, config.data.source) == (8, "/data/cartoon") and args.workdir == "w"
+  assert config.is_locked
+
+
+def test_split_overrides():
+  argv = ["--config", "demo", "--config.seed", "3", "--config.data.random_flip", "--workdir", "w"]
+  assert launch.split_overrides(argv) == (
+    ["--config", "demo", "--workdir", "w"],
+    [("seed", "3"), ("data.random_flip", None)],
   )
-  assert result.returncode != 0
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run(
+    [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
+
+
+@pytest.mark.parametrize("command", [["launch.py"], ["-m", "cartoon_jax", "train"]])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help(command, flag):
+  result = run(*command, flag)
+  assert result.returncode == 0 and not result.stderr, result.stderr
+  out = " ".join(result.stdout.split())  # wrapping follows the terminal's width
+  assert out.startswith("usage: cartoon-jax train [-h] --config CONFIG --workdir WORKDIR")
+  assert f"a packaged config ({', '.join(launch.packaged_configs())}) or a config file" in out
+  for text in ("--workdir WORKDIR", "--multihost", "--config.KEY=VALUE", *launch.EXAMPLES):
+    assert text in out, text
+  assert '"Config keys" of README.md' in out
+  with open(os.path.join(ROOT, "README.md")) as f:
+    assert "\n## Config keys\n" in f.read()  # the section the help points to
+
+
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (["--config.batch_size=four"], "--config.batch_size=four: expected an int"),
+    (["--config.train.progress_bar=maybe"], "--config.train.progress_bar=maybe: expected a bool"),
+    (["--config.data.image_sise=32"], "did you mean 'data.image_size'?"),
+  ],
+)
+def test_command_line_config_errors_are_one_line_with_status_2(tmp_path, args, message):
+  result = run("launch.py", "--config", "configs/demo.py", "--workdir", str(tmp_path / "w"), *args)
+  assert result.returncode == 2
   lines = result.stderr.strip().splitlines()
-  assert lines == [
-    "launch.py: error: unknown config key 'data.image_sise'; did you mean 'data.image_size'?"
-  ]
+  assert len(lines) == 1 and lines[0].startswith("cartoon-jax train: error: "), lines
+  assert message in lines[0]
   assert not os.listdir(tmp_path)
 
 
 def test_missing_config_file_is_an_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="nope.py"):
-    launch.check_overrides(["--config=configs/nope.py", "--config.batch_size=2"])
+    launch.load_config_file("configs/nope.py")

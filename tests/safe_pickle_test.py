@@ -165,7 +165,7 @@ def test_wrong_layouts_get_one_line_naming_the_file(tmp_path, capsys, make, mess
     readers.read_caffe_vgg19(src)
   assert main(["convert", "--kind", "caffe_vgg19", str(src), str(tmp_path / "o.npz")]) == 1
   err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and err[0].startswith(f"error: {src}"), err
+  assert len(err) == 1 and err[0].startswith(f"cartoon-jax convert: error: {src}"), err
   assert not (tmp_path / "o.npz").exists()
 
 

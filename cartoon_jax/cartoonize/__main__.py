@@ -1,4 +1,5 @@
-"""python -m cartoon_jax.cartoonize: the command line over `Cartoonizer` and `cartoonize`."""
+"""`cartoon-jax cartoonize` (also `python -m cartoon_jax.cartoonize`): the command line over
+`Cartoonizer` and `cartoonize`."""
 
 import argparse
 import functools
@@ -32,7 +33,7 @@ def _parse_crf(text: str) -> int:
   return int(text)
 
 
-def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.ArgumentParser:
+def build_parser(prog: str = "cartoon-jax cartoonize") -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
     prog=prog,
     description="Cartoonize an image, a folder of images or a video.",
@@ -79,9 +80,7 @@ def build_parser(prog: str = "python -m cartoon_jax.cartoonize") -> argparse.Arg
   return p
 
 
-def main(
-  argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.cartoonize"
-) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax cartoonize") -> int:
   parser = build_parser(prog)
   args = parser.parse_args(argv)
   options = dict(
@@ -113,7 +112,7 @@ def main(
     )
   except (OSError, ValueError, RuntimeError, MemoryError, ImportError) as e:
     flag = _FLAG_FOR.get(e.kind) if isinstance(e, WrongKindError) else None
-    print(f"error: {e}" + (f": use {flag}" if flag else ""), file=sys.stderr)
+    print(f"{prog}: error: {e}" + (f": use {flag}" if flag else ""), file=sys.stderr)
     return 1
   line = f"{summary.frames} {'frames' if summary.kind == 'video' else 'images'} in "
   if summary.kind == "folder":

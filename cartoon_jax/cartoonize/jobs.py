@@ -4,7 +4,6 @@ every input and output check done before any work."""
 import dataclasses
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -45,27 +44,11 @@ def detect_kind(path: str) -> str:
   return "video"
 
 
-def _check_writable(folder: str, what: str) -> None:
-  folder = folder or "."
-  if not os.path.isdir(folder):
-    raise FileNotFoundError(f"{what}: folder {folder} does not exist")
-  try:
-    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=folder)
-  except OSError as e:
-    raise PermissionError(f"{what}: folder {folder} is not writable ({e.strerror})") from None
-  os.close(fd)
-  os.remove(probe_path)
-
-
 def _check_output_file(path: str, *, extensions: tuple[str, ...], overwrite: bool) -> None:
   ext = os.path.splitext(path)[1].lower()
   if ext not in extensions:
     raise ValueError(f"output {path}: extension must be one of {', '.join(extensions)}")
-  if os.path.isdir(path):
-    raise IsADirectoryError(f"output {path} is a folder")
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"output {path} exists (use --overwrite to replace it)")
-  _check_writable(os.path.dirname(os.path.abspath(path)), f"output {path}")
+  images.check_output(path, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,17 +165,27 @@ def cartoonize_video(
     disable=not progress,
     dynamic_ncols=True,
   )
-  with writer, bar:
-    for inputs, cartoons in cartoonizer.map(_batches(reader, cartoonizer.batch_size)):
-      for frame, cartoon in zip(inputs, cartoons, strict=True):
-        both = np.concatenate([frame, cartoon], axis=1)
-        writer.write(both if side_by_side else cartoon)
-        if preview and summary.frames % keep_every == 0:
-          pairs.append(_shrink(both))
-        summary.frames += 1
-      bar.update(len(inputs))
-    if summary.frames == 0:
-      raise ValueError(f"{input_path}: no frame could be decoded ({reader.errors or 'empty'})")
+  wrote_preview = False
+  try:
+    with writer, bar:
+      for inputs, cartoons in cartoonizer.map(_batches(reader, cartoonizer.batch_size)):
+        for frame, cartoon in zip(inputs, cartoons, strict=True):
+          both = np.concatenate([frame, cartoon], axis=1)
+          writer.write(both if side_by_side else cartoon)
+          if preview and summary.frames % keep_every == 0:
+            pairs.append(_shrink(both))
+          summary.frames += 1
+        bar.update(len(inputs))
+      if summary.frames == 0:
+        raise ValueError(f"{input_path}: no frame could be decoded ({reader.errors or 'empty'})")
+      if preview:  # before the video is renamed into place: a failure leaves neither
+        _write_preview(preview, pairs, fps=info.fps / keep_every)
+        wrote_preview = True
+        summary.preview = preview
+  except BaseException:
+    if wrote_preview:
+      os.remove(preview)
+    raise
   if reader.errors or summary.frames < info.num_frames:
     expected = info.num_frames
     if reader.errors and info.duration_s:
@@ -205,9 +198,6 @@ def cartoonize_video(
       file=sys.stderr,
     )
   summary.outputs.append(output_path)
-  if preview:
-    _write_preview(preview, pairs, fps=info.fps / keep_every)
-    summary.preview = preview
   return summary
 
 
@@ -293,10 +283,10 @@ def cartoonize(
   """Cartoonizes an image, a folder of images (tree mirrored) or a video into `output_path`.
 
   `cartoonizer` is the engine, or a function that makes it: it is called only after the input
-  and the output passed their checks (the output folder exists and is writable, no existing file
-  without `overwrite`, a known extension, the input decodes), so a bad path fails before the
-  weights load. In a folder job existing outputs are skipped (a run can be resumed) unless
-  `overwrite`.
+  and the output passed their checks (the output folder, or the nearest folder above it where it
+  is missing, is writable; no existing file without `overwrite`; a known extension; the input
+  decodes), so a bad path fails before the weights load. Missing output folders are created. In
+  a folder job existing outputs are skipped (a run can be resumed) unless `overwrite`.
   """
   t0 = time.perf_counter()
   kind = detect_kind(input_path)
@@ -313,11 +303,7 @@ def cartoonize(
       raise NotADirectoryError(f"output {output_path} must be a folder for a folder input")
     if os.path.abspath(output_path) == os.path.abspath(input_path):
       raise ValueError(f"output folder {output_path} must differ from the input folder")
-    if not os.path.isdir(output_path):
-      parent = os.path.dirname(os.path.abspath(output_path))
-      _check_writable(parent, f"output {output_path}")
-    else:
-      _check_writable(output_path, f"output {output_path}")
+    images.check_folder(output_path, what=f"output {output_path}")
   if preview:
     ext = (".gif",) if kind == "video" else ()
     _check_output_file(preview, extensions=ext + _IMAGE_OUTPUTS, overwrite=overwrite)

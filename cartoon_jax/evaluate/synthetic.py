@@ -5,7 +5,7 @@
 
 writes OUT_DIR/<clip>/00000.png ... and the exact flows FLOW_DIR/<clip>/{a:05d}_{b:05d}.npy of
 every pair the warping error reads (t-1 <-> t and 0 <-> t), so that
-`python -m cartoon_jax.evaluate warping --source OUT_DIR --flow precomputed --flow-dir FLOW_DIR`
+`cartoon-jax evaluate warping --source OUT_DIR --flow precomputed --flow-dir FLOW_DIR`
 measures temporal consistency with no flow-estimation error.
 
 Frame k shows the photo scaled by s_k = (1 + zoom)^k and shifted by t_k = (k - (n-1)/2) v about

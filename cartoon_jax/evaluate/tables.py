@@ -1,6 +1,6 @@
 """The paper's Table 1 (FID to cartoon / to photo) and Table 2 (E_short / E_long) for several runs.
 
-  python -m cartoon_jax.evaluate table RUN... --photos DIR --cartoons DIR --videos SRC \\
+  cartoon-jax evaluate table RUN... --photos DIR --cartoons DIR --videos SRC \\
       --inception inception_fid.npz --out results/paper [--flow dis] [--workdir results/eval] \\
       [--metric mse|l1] [--lai-mask-only | --out-of-frame-mask]
 

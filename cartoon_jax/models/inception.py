@@ -5,7 +5,7 @@ weights pt_inception-2015-12-05-6726825d.pth: torchvision Inception3 layers (Bas
 without bias + BatchNorm(eps=1e-3) + ReLU), average pools that exclude padding in Mixed_5b-5d,
 6b-6e and 7b, a max pool in Mixed_7c's pool branch, and a global average pool at the end.
 Variables: {'params': conv kernels (HWIO) and BN scale/bias, 'batch_stats': BN mean/var}, from
-`python -m cartoon_jax.weights convert --kind inception` (cartoon_jax.weights.inception).
+`cartoon-jax convert --kind inception` (cartoon_jax.weights.inception).
 """
 
 import functools

