@@ -75,9 +75,9 @@ def create_manager(
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
-def _cause(error: BaseException) -> str:
+def _cause(error: BaseException, *, otherwise: str | None = None) -> str:
   """What went wrong in plain words: the OS error's text ('no space left on device') where the
-  error carries one (TensorStore's as os_error_code='28'), else its first line."""
+  error carries one (TensorStore's as os_error_code='28'), else `otherwise` or its first line."""
   code = getattr(error, "errno", None)
   if code is None:
     found = re.search(r"os_error_code='(\d+)'", str(error))
@@ -85,7 +85,7 @@ def _cause(error: BaseException) -> str:
   if code:
     text = os.strerror(code)
     return text[:1].lower() + text[1:]
-  return (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return otherwise or (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def kept(manager: ocp.CheckpointManager) -> str:
@@ -221,11 +221,17 @@ def restore_readable(
     except StateMismatchError:
       raise
     except Exception as e:  # any failure to read makes this step unusable
-      path = set_aside(manager, step)
-      aside.append(os.path.basename(path))
+      name = os.path.basename(set_aside(manager, step))
+      aside.append(name)
       if jax.process_index() == 0:
+        logging.info("checkpoint %s: the read error", step, exc_info=e)
+        cause = _cause(e, otherwise="a file is damaged or missing")
         logging.warning(
-          "checkpoint %s cannot be read (%s): set aside as %s", step, _cause(e)[:200], path
+          "checkpoint %s under %s cannot be read (%s): set aside as %s; trying the next older one",
+          step,
+          manager.directory,
+          cause,
+          name,
         )
   if aside:
     raise NoReadableCheckpointError(

@@ -571,6 +571,7 @@ def _train(config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh) -> dic
       checkpointing.wait(manager, step=last_saved)  # a failed save surfaces here at the latest
     finally:
       reporter.close()
+      manager.close()  # joins Orbax's threads, also after a failure (else they outlive Python)
 
   outputs = {
     "checkpoints": checkpointing.checkpoint_dir(workdir),
@@ -583,5 +584,4 @@ def _train(config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh) -> dic
       settings = generator_io.settings_from(config.model.generator)
       generator_io.save(jax.tree.map(_host, state.g_params), settings, path, step=step)
     outputs["exported generator"] = path
-  manager.close()
   return outputs
