@@ -3,15 +3,18 @@
 A checkpoint step folder WORKDIR/checkpoints/<step>/ holds three items: `state` (the train state
 pytree), `data_iter` (the grain iterator position) and `config` (the run's config as JSON).
 Orbax writes a step into `<step>.orbax-checkpoint-tmp` and renames it when complete, so a save
-that fails (a full disk) never becomes the latest step. A step that cannot be read back is set
-aside as `<step>.corrupt-<UTC time>` (outside Orbax's step names, never deleted).
+that fails (a full disk) never becomes the latest step; the next manager removes such partial
+folders. A step that cannot be read back is set aside as `<step>.corrupt-<UTC time>` (outside
+Orbax's step names, never deleted).
 """
 
 import json
 import logging
 import os
 import re
+import sys
 import time
+import traceback
 from typing import Any
 
 import grain
@@ -48,6 +51,25 @@ class _QuietOrbaxFailures(logging.Filter):
 _QUIET = _QuietOrbaxFailures()
 
 
+def _drop_late_callbacks(previous: Any) -> Any:
+  """A sys.excepthook that drops what TensorStore prints (through PyErr_Print) when an operation
+  left behind by a failed save or read completes after Orbax closed its event loop: a traceback
+  of asyncio frames only, ending in "Event loop is closed". Kept at --verbosity=0."""
+
+  def hook(kind: type, value: BaseException, tb: Any) -> None:
+    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)]
+    late = (
+      kind is RuntimeError
+      and str(value) == "Event loop is closed"
+      and all(f"{os.sep}asyncio{os.sep}" in f for f in files)
+    )
+    if not late or logging.getLogger("absl").isEnabledFor(logging.INFO):
+      previous(kind, value, tb)
+
+  hook.quiet_late_callbacks = True
+  return hook
+
+
 def checkpoint_dir(path: str) -> str:
   """The Orbax folder of a workdir (WORKDIR/checkpoints), or `path` itself if it is one already."""
   path = os.path.abspath(path)
@@ -67,10 +89,13 @@ def create_manager(
     raise ValueError(f"checkpoint keep={keep} must be >= 1")
   if _QUIET not in logging.getLogger("absl").filters:
     logging.getLogger("absl").addFilter(_QUIET)
+  if not getattr(sys.excepthook, "quiet_late_callbacks", False):
+    sys.excepthook = _drop_late_callbacks(sys.excepthook)
   options = ocp.CheckpointManagerOptions(
     preservation_policy=ocp.checkpoint_managers.LatestN(keep),
     enable_async_checkpointing=async_save,
     create=True,
+    cleanup_tmp_directories=True,  # the partial folder of a failed or killed save
   )
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 

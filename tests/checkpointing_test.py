@@ -1,5 +1,6 @@
 """checkpointing: Orbax round trip of state + grain iterator + config, retention, host reads."""
 
+import asyncio
 import os
 
 import grain
@@ -164,3 +165,20 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_next_older_one_restores(t
     checkpointing.restore_readable(manager, abstract_state=abstract, data_iter=it)
   assert "\n" not in str(e.value) and "init_from" in str(e.value)
   assert sorted(n.split(".")[0] for n in os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+
+
+def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
+  """What TensorStore prints when an operation of a failed save completes after Orbax closed its
+  loop (a traceback of asyncio frames only) is dropped; any other error is printed."""
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    late = e
+  printed = []
+  hook = checkpointing._drop_late_callbacks(lambda *a: printed.append(a))
+  hook(RuntimeError, late, late.__traceback__.tb_next)  # as TensorStore's C++ thread calls it
+  assert printed == []
+  hook(RuntimeError, late, late.__traceback__)  # raised in this file: printed
+  assert len(printed) == 1

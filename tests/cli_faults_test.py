@@ -158,6 +158,8 @@ def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_the_same_command_
   rc, out, err = finish(launch(workdir))
   assert rc == 0, err[-3000:]
   assert f"at step {kept}" in out + err
+  assert checkpoint_steps(workdir) == [4, 6, 8]
+  assert not [n for n in os.listdir(workdir / "checkpoints") if "tmp" in n]  # partial one removed
   assert steps_logged(workdir) == list(range(1, LAST_STEP + 1))
   assert [r["step"] for r in reporting.read_metrics(str(workdir / "metrics.jsonl"))] == list(
     range(1, LAST_STEP + 1)
