@@ -52,19 +52,19 @@ _QUIET = _QuietOrbaxFailures()
 
 
 def _drop_late_callbacks(previous: Any) -> Any:
-  """A sys.excepthook that drops what TensorStore prints (through PyErr_Print) when an operation
-  left behind by a failed save or read completes after Orbax closed its event loop: a traceback
-  of asyncio frames only, ending in "Event loop is closed". Kept at --verbosity=0."""
+  """A sys.unraisablehook that drops what TensorStore reports when an operation left behind by a
+  failed save or read completes after Orbax closed its event loop: "Event loop is closed", raised
+  in asyncio's frames only. Kept at --verbosity=0; everything else goes to `previous`."""
 
-  def hook(kind: type, value: BaseException, tb: Any) -> None:
-    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)]
+  def hook(unraisable: Any) -> None:
+    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(unraisable.exc_traceback)]
     late = (
-      kind is RuntimeError
-      and str(value) == "Event loop is closed"
+      unraisable.exc_type is RuntimeError
+      and str(unraisable.exc_value) == "Event loop is closed"
       and all(f"{os.sep}asyncio{os.sep}" in f for f in files)
     )
     if not late or logging.getLogger("absl").isEnabledFor(logging.INFO):
-      previous(kind, value, tb)
+      previous(unraisable)
 
   hook.quiet_late_callbacks = True
   return hook
@@ -89,8 +89,8 @@ def create_manager(
     raise ValueError(f"checkpoint keep={keep} must be >= 1")
   if _QUIET not in logging.getLogger("absl").filters:
     logging.getLogger("absl").addFilter(_QUIET)
-  if not getattr(sys.excepthook, "quiet_late_callbacks", False):
-    sys.excepthook = _drop_late_callbacks(sys.excepthook)
+  if not getattr(sys.unraisablehook, "quiet_late_callbacks", False):
+    sys.unraisablehook = _drop_late_callbacks(sys.unraisablehook)
   options = ocp.CheckpointManagerOptions(
     preservation_policy=ocp.checkpoint_managers.LatestN(keep),
     enable_async_checkpointing=async_save,

@@ -1,9 +1,10 @@
 """Training: the pretrain step (L1), the alternating GAN step (G then D update) and the loop.
 
 Both steps run under `jax.shard_map` over the ('data',) mesh (batch split, state replicated), are
-jitted once and donate the state. The loop restores the latest checkpoint of the workdir if there
-is one, saves every `train.checkpoint_every_steps`, at the end and on SIGTERM, stops on a
-non-finite loss keeping the last good checkpoint, and exports the generator to generator.npz.
+jitted once and donate the state. The loop holds the workdir's lock, restores the newest readable
+checkpoint of the workdir if there is one, saves every `train.checkpoint_every_steps`, at the end
+and on SIGTERM, stops on a non-finite loss or a failed write keeping the last good checkpoint,
+and exports the generator to generator.npz.
 """
 
 import contextlib
@@ -429,12 +430,16 @@ def train_and_evaluate(
   workdir = os.path.abspath(workdir)
   mesh = parallel.make_mesh(devices)
   parallel.check_batch_size(config.batch_size, mesh)
-  with _hold_workdir(workdir):
-    return _train(config, workdir, mesh)
+  with contextlib.ExitStack() as held:
+    held.enter_context(_hold_workdir(workdir))
+    return _train(config, workdir, mesh, held)
 
 
-def _train(config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh) -> dict[str, str]:
-  """The body of `train_and_evaluate`, run while holding the workdir."""
+def _train(
+  config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh, held: contextlib.ExitStack
+) -> dict[str, str]:
+  """The body of `train_and_evaluate`, run while holding the workdir; `held` closes what it
+  opens (the checkpoint manager) on every way out."""
   pretrain_steps = config.train.pretrain_steps
   total_steps = pretrain_steps + config.train.steps
   is_main = jax.process_index() == 0
@@ -454,7 +459,9 @@ def _train(config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh) -> dic
   optim = steps["optim"]
   state_fn = make_state_fn(config, nets, optim)
   replicated = parallel.replicated(mesh)
-  manager = checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
+  manager = held.enter_context(
+    checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
+  )  # closing it joins Orbax's threads, also after a failure (else they outlive Python)
 
   abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), mesh)
   state = checkpointing.restore_readable(manager, abstract_state=abstract, data_iter=data_iter)
@@ -571,7 +578,6 @@ def _train(config: mlc.ConfigDict, workdir: str, mesh: jax.sharding.Mesh) -> dic
       checkpointing.wait(manager, step=last_saved)  # a failed save surfaces here at the latest
     finally:
       reporter.close()
-      manager.close()  # joins Orbax's threads, also after a failure (else they outlive Python)
 
   outputs = {
     "checkpoints": checkpointing.checkpoint_dir(workdir),

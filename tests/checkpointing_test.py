@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import types
 
 import grain
 import jax
@@ -177,8 +178,11 @@ def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
   except RuntimeError as e:
     late = e
   printed = []
-  hook = checkpointing._drop_late_callbacks(lambda *a: printed.append(a))
-  hook(RuntimeError, late, late.__traceback__.tb_next)  # as TensorStore's C++ thread calls it
+  hook = checkpointing._drop_late_callbacks(printed.append)
+  unraisable = lambda tb: types.SimpleNamespace(
+    exc_type=RuntimeError, exc_value=late, exc_traceback=tb, err_msg=None, object=None
+  )
+  hook(unraisable(late.__traceback__.tb_next))  # as TensorStore's C++ thread reports it
   assert printed == []
-  hook(RuntimeError, late, late.__traceback__)  # raised in this file: printed
+  hook(unraisable(late.__traceback__))  # raised in this file: printed
   assert len(printed) == 1
