@@ -2,10 +2,19 @@
 
 A checkpoint step folder WORKDIR/checkpoints/<step>/ holds three items: `state` (the train state
 pytree), `data_iter` (the grain iterator position) and `config` (the run's config as JSON).
+Orbax writes a step into `<step>.orbax-checkpoint-tmp` and renames it when complete, so a save
+that fails (a full disk) never becomes the latest step; the next manager removes such partial
+folders. A step that cannot be read back is set aside as `<step>.corrupt-<UTC time>` (outside
+Orbax's step names, never deleted).
 """
 
 import json
+import logging
 import os
+import re
+import sys
+import time
+import traceback
 from typing import Any
 
 import grain
@@ -15,6 +24,50 @@ import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_NAME = "generator.npz"
+CORRUPT_SUFFIX = ".corrupt-"
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written; the message names the cause, the step and the one kept."""
+
+
+class NoReadableCheckpointError(OSError):
+  """Every checkpoint of a workdir failed to read (each set aside); the message says what next."""
+
+
+class StateMismatchError(ValueError):
+  """A checkpoint's train state has another structure than the run's (not a damaged file)."""
+
+
+class _QuietOrbaxFailures(logging.Filter):
+  """Keeps the tracebacks Orbax logs for a failed background save off the console unless INFO
+  logging is on (--verbosity=0): `wait` and `save` raise them as one CheckpointWriteError."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    orbax_failure = record.exc_info is not None and f"{os.sep}orbax{os.sep}" in record.pathname
+    return not orbax_failure or logging.getLogger("absl").isEnabledFor(logging.INFO)
+
+
+_QUIET = _QuietOrbaxFailures()
+
+
+def _drop_late_callbacks(previous: Any) -> Any:
+  """A sys.unraisablehook that drops what TensorStore reports when an operation left behind by a
+  failed save or read completes after Orbax closed its event loop: "Event loop is closed", raised
+  in asyncio's frames only. Kept at --verbosity=0; everything else goes to `previous`."""
+
+  def hook(unraisable: Any) -> None:
+    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(unraisable.exc_traceback)]
+    late = (
+      unraisable.exc_type is RuntimeError
+      and str(unraisable.exc_value) == "Event loop is closed"
+      and all(f"{os.sep}asyncio{os.sep}" in f for f in files)
+    )
+    if not late or logging.getLogger("absl").isEnabledFor(logging.INFO):
+      previous(unraisable)
+
+  hook.quiet_late_callbacks = True
+  return hook
 
 
 def checkpoint_dir(path: str) -> str:
@@ -34,12 +87,58 @@ def create_manager(
   """
   if keep < 1:
     raise ValueError(f"checkpoint keep={keep} must be >= 1")
+  if _QUIET not in logging.getLogger("absl").filters:
+    logging.getLogger("absl").addFilter(_QUIET)
+  if not getattr(sys.unraisablehook, "quiet_late_callbacks", False):
+    sys.unraisablehook = _drop_late_callbacks(sys.unraisablehook)
   options = ocp.CheckpointManagerOptions(
     preservation_policy=ocp.checkpoint_managers.LatestN(keep),
     enable_async_checkpointing=async_save,
     create=True,
+    cleanup_tmp_directories=True,  # the partial folder of a failed or killed save
   )
   return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def _cause(error: BaseException, *, otherwise: str | None = None) -> str:
+  """What went wrong in plain words: the OS error's text ('no space left on device') where the
+  error carries one (TensorStore's as os_error_code='28'), else `otherwise` or its first line."""
+  code = getattr(error, "errno", None)
+  if code is None:
+    found = re.search(r"os_error_code='(\d+)'", str(error))
+    code = int(found.group(1)) if found else None
+  if code:
+    text = os.strerror(code)
+    return text[:1].lower() + text[1:]
+  return otherwise or (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def kept(manager: ocp.CheckpointManager) -> str:
+  """'the checkpoint at step N is kept' (the latest complete one), for the line of a failure."""
+  manager.reload()
+  step = manager.latest_step()
+  if step is None:
+    return "no checkpoint was written before"
+  return f"the checkpoint at step {step} is kept"
+
+
+def write_failure(error: BaseException, manager: ocp.CheckpointManager, *, what: str) -> str:
+  """One line for a failed write: '<cause> while writing <what>: the checkpoint at step N is
+  kept'."""
+  return f"{_cause(error)} while writing {what}: {kept(manager)}"
+
+
+def wait(manager: ocp.CheckpointManager, *, step: int | None) -> None:
+  """Waits for the background save of `step` (the last one started; None: none).
+
+  Raises:
+    CheckpointWriteError: that save failed (a full disk, a quota, a lost mount).
+  """
+  try:
+    manager.wait_until_finished()
+  except Exception as e:
+    what = f"checkpoint {step} under {manager.directory}"
+    raise CheckpointWriteError(write_failure(e, manager, what=what)) from e
 
 
 def save(
@@ -49,14 +148,25 @@ def save(
   state: Any,
   data_iter: Any,
   config: dict[str, Any],
+  previous: int | None = None,
 ) -> None:
-  """Starts saving `state`, the iterator position and `config` (JSON-able dict) as `step`."""
+  """Starts saving `state`, the iterator position and `config` (JSON-able dict) as `step`.
+
+  Raises:
+    CheckpointWriteError: the background save of `previous` (the last step saved) failed, or
+      this one could not start.
+  """
+  wait(manager, step=previous)
   args = ocp.args.Composite(
     state=ocp.args.StandardSave(state),
     data_iter=grain.checkpoint.CheckpointSave(data_iter),
     config=ocp.args.JsonSave(config),
   )
-  manager.save(int(step), args=args, force=True)
+  try:
+    manager.save(int(step), args=args, force=True)
+  except Exception as e:
+    what = f"checkpoint {step} under {manager.directory}"
+    raise CheckpointWriteError(write_failure(e, manager, what=what)) from e
 
 
 def restore(
@@ -88,7 +198,7 @@ def restore(
       raise
     # Orbax lists the differing subtrees as unindented "name:" lines.
     keys = [line[:-1] for line in str(e).splitlines() if line.endswith(":") and line[0] != " "]
-    raise ValueError(
+    raise StateMismatchError(
       f"{manager.directory}/{step}: the saved train state does not fit this run's (differs in "
       f"{', '.join(keys[1:]) or 'its structure'}): saved by an older cartoon_jax or with other "
       "model or optimizer settings. Continue from its generator in a new workdir with "
@@ -100,6 +210,61 @@ def restore(
     except ValueError as e:
       raise ValueError(f"{iter_dir}: {e}") from None
   return restored["state"]
+
+
+def set_aside(manager: ocp.CheckpointManager, step: int) -> str:
+  """Renames checkpoint `step` to `<step>.corrupt-<UTC time>` (Orbax no longer lists it); returns
+  the new path. Only process 0 renames; every process then sees the manager's new step list."""
+  folder = os.path.join(str(manager.directory), str(step))
+  target = folder + CORRUPT_SUFFIX + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+  if jax.process_index() == 0:
+    os.rename(folder, target)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices(f"set aside checkpoint {step}")
+  manager.reload()
+  return target
+
+
+def restore_readable(
+  manager: ocp.CheckpointManager, *, abstract_state: Any, data_iter: Any
+) -> Any | None:
+  """Restores the newest checkpoint that reads back (see `restore`); None if there is none.
+
+  A checkpoint that fails to read (a truncated or missing file) is set aside (`set_aside`) with a
+  one-line warning, and the next older one is tried.
+
+  Raises:
+    NoReadableCheckpointError: there were checkpoints and none could be read.
+    StateMismatchError: a checkpoint reads but holds a state of another structure.
+  """
+  aside = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return restore(manager, abstract_state=abstract_state, data_iter=data_iter, step=step)
+    except StateMismatchError:
+      raise
+    except Exception as e:  # any failure to read makes this step unusable
+      name = os.path.basename(set_aside(manager, step))
+      aside.append(name)
+      if jax.process_index() == 0:
+        logging.info("checkpoint %s: the read error", step, exc_info=e)
+        cause = _cause(e, otherwise="a file is damaged or missing")
+        logging.warning(
+          "checkpoint %s under %s cannot be read (%s): set aside as %s; trying the next older one",
+          step,
+          manager.directory,
+          cause,
+          name,
+        )
+  if aside:
+    raise NoReadableCheckpointError(
+      f"no checkpoint under {manager.directory} can be read (set aside: {', '.join(aside)}): "
+      f"start over by moving {manager.directory} away, or continue from a generator in a new "
+      "workdir with --config.init_from=PATH"
+    )
+  return None
 
 
 def _saved_iterator_states(iter_dir: str) -> list[dict[str, Any]]:

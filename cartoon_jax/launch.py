@@ -227,8 +227,12 @@ def main(
 
   try:
     outputs = train.train_and_evaluate(config, args.workdir)
-  except (FloatingPointError, ValueError, FileNotFoundError) as e:
-    sys.exit(f"{prog}: error: {e}")  # one line: the step, key, file or value
+  except (FloatingPointError, ValueError, OSError) as e:
+    # One line (the step, key, file, value or cause); the traceback at --verbosity=0.
+    absl_logging.info("the error's traceback:", exc_info=True)
+    if isinstance(e, OSError) and e.filename and e.strerror:  # as from open(): plain words
+      e = f"{e.strerror[:1].lower()}{e.strerror[1:]}: {e.filename}"
+    sys.exit(f"{prog}: error: {e}")
   if jax.process_index() == 0:
     for name, path in outputs.items():
       print(f"{name}: {path}")

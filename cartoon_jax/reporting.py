@@ -1,10 +1,15 @@
 """What a training run reports, from process 0 only: progress bar, metrics.jsonl, TensorBoard
 scalars, PNG sample grids and config.json, all under the workdir.
+
+Each step is logged once: a run that resumes at step N first drops what an earlier run logged
+after N (metrics.jsonl is rewritten, TensorBoard purges those events on reading), so curves
+never double back. `read_metrics` is the one reader of metrics.jsonl.
 """
 
 import json
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,6 +62,34 @@ def image_grid(
   return grid
 
 
+def read_metrics(path: str) -> list[dict[str, Any]]:
+  """The rows of a metrics.jsonl in step order, one per step (the last written wins, as a resumed
+  run's row supersedes an earlier run's); a torn last line of a killed run is skipped."""
+  rows = {}
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if isinstance(row, dict) and isinstance(row.get("step"), int):
+        rows[row["step"]] = row
+  return [rows[step] for step in sorted(rows)]
+
+
+def truncate_metrics(path: str, step: int) -> None:
+  """Rewrites metrics.jsonl (atomically) to its rows up to `step`, one per step (`read_metrics`);
+  leaves a file that already is so untouched."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    text = f.read()
+  rows = [r for r in read_metrics(path) if r["step"] <= step]
+  kept = "".join(json.dumps(r) + "\n" for r in rows)
+  if kept != text:
+    images.atomic_write(path, kept.encode())
+
+
 def _json_value(x: Any) -> Any:
   x = float(x)
   return x if math.isfinite(x) else str(x)
@@ -68,7 +101,7 @@ class Reporter:
   Args:
     workdir: the run folder.
     total_steps: the last step of the run (for the bar and its ETA).
-    initial_step: the step training starts (or resumes) at.
+    initial_step: the step training starts (or resumes) at; what was logged after it is dropped.
     enabled: whether this process writes anything (process 0 only).
     progress: whether to draw the progress bar.
   """
@@ -91,7 +124,14 @@ class Reporter:
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    truncate_metrics(self.metrics_path, initial_step)
+    # TensorBoard hides the events of steps >= purge_step written before this writer's file
+    # (files sort by name: the suffix keeps two writers of one second apart, in order).
+    self._writer = SummaryWriter(
+      os.path.join(workdir, "tensorboard"),
+      purge_step=initial_step + 1,
+      filename_suffix=f".{time.time_ns()}",
+    )
     self._bar = tqdm.tqdm(
       total=total_steps,
       initial=initial_step,

@@ -1,11 +1,13 @@
 """Training: the pretrain step (L1), the alternating GAN step (G then D update) and the loop.
 
 Both steps run under `jax.shard_map` over the ('data',) mesh (batch split, state replicated), are
-jitted once and donate the state. The loop restores the latest checkpoint of the workdir if there
-is one, saves every `train.checkpoint_every_steps`, at the end and on SIGTERM, stops on a
-non-finite loss keeping the last good checkpoint, and exports the generator to generator.npz.
+jitted once and donate the state. The loop holds the workdir's lock, restores the newest readable
+checkpoint of the workdir if there is one, saves every `train.checkpoint_every_steps`, at the end
+and on SIGTERM, stops on a non-finite loss or a failed write keeping the last good checkpoint,
+and exports the generator to generator.npz.
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -28,6 +30,7 @@ from cartoon_jax import (
   parallel,
   reporting,
   weights,
+  workdir_lock,
 )
 from cartoon_jax import train_state as ts
 from cartoon_jax.models.discriminator import PatchDiscriminator
@@ -388,22 +391,66 @@ def _compile_ahead(
     steps["train"] = steps["train"].lower(state, batch, vgg).compile()
 
 
+def _hold_workdir(workdir: str) -> contextlib.AbstractContextManager:
+  """Process 0 takes the workdir's lock (`workdir_lock.acquire`); every process of a multi-host
+  job learns whether it could, so a refused job stops on all hosts with one line."""
+  lock, error = contextlib.nullcontext(), None
+  if jax.process_index() == 0:
+    try:
+      lock = workdir_lock.acquire(workdir)
+    except workdir_lock.WorkdirInUseError as e:
+      error = e
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    if not multihost_utils.broadcast_one_to_all(np.int32(error is None)) and error is None:
+      error = workdir_lock.WorkdirInUseError(
+        f"{workdir} is in use by another run (process 0 names it)"
+      )
+  if error is not None:
+    raise error
+  return lock
+
+
 def train_and_evaluate(
   config: mlc.ConfigDict, workdir: str, *, devices: Sequence[jax.Device] | None = None
 ) -> dict[str, str]:
   """Trains (or resumes) the run of `config` in `workdir`; returns where its outputs are.
 
-  `devices` (default: all devices of all processes) form the ('data',) mesh.
+  `devices` (default: all devices of all processes) form the ('data',) mesh. The run holds the
+  workdir's lock (WORKDIR/run.lock) throughout.
 
   Raises:
     FloatingPointError: a loss became NaN/inf (no checkpoint of that state is written).
     ValueError / FileNotFoundError: bad config values or data, before any compilation.
+    workdir_lock.WorkdirInUseError: another run holds the workdir.
+    OSError: a checkpoint or log could not be written (a full disk), or no checkpoint reads
+      back; the message names the cause and the checkpoint kept.
   """
   workdir = os.path.abspath(workdir)
-  pretrain_steps = config.train.pretrain_steps
-  total_steps = pretrain_steps + config.train.steps
   mesh = parallel.make_mesh(devices)
   parallel.check_batch_size(config.batch_size, mesh)
+  nets = build_nets(config)
+  # A missing weight file fails before the workdir (and its lock) is created.
+  vgg = load_vgg(config, nets, jax.random.PRNGKey(config.seed + 1))
+  with contextlib.ExitStack() as held:
+    held.enter_context(_hold_workdir(workdir))
+    return _train(config, workdir, mesh, held, nets=nets, vgg=vgg)
+
+
+def _train(
+  config: mlc.ConfigDict,
+  workdir: str,
+  mesh: jax.sharding.Mesh,
+  held: contextlib.ExitStack,
+  *,
+  nets: losses.Nets,
+  vgg: dict[str, Any],
+) -> dict[str, str]:
+  """The body of `train_and_evaluate`, run while holding the workdir; `held` closes what it
+  opens (the checkpoint manager) on every way out. `vgg`: the host params of `load_vgg`."""
+  pretrain_steps = config.train.pretrain_steps
+  total_steps = pretrain_steps + config.train.steps
   is_main = jax.process_index() == 0
   if jax.process_count() > 1:
     rows = input_pipeline.process_rows(
@@ -416,20 +463,18 @@ def train_and_evaluate(
     )
 
   data_iter = data_iterator(config)
-  nets = build_nets(config)
   steps = build_steps(config, mesh, nets)
   optim = steps["optim"]
   state_fn = make_state_fn(config, nets, optim)
   replicated = parallel.replicated(mesh)
-  # A missing weight file fails before the workdir is created.
-  vgg = parallel.replicate(load_vgg(config, nets, jax.random.PRNGKey(config.seed + 1)), mesh)
-  manager = checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
+  vgg = parallel.replicate(vgg, mesh)
+  manager = held.enter_context(
+    checkpointing.create_manager(workdir, keep=config.train.keep_checkpoints)
+  )  # closing it joins Orbax's threads, also after a failure (else they outlive Python)
 
-  abstract_state = jax.eval_shape(state_fn)
-  if manager.latest_step() is not None:
-    abstract = parallel.abstract_replicated(abstract_state, mesh)
-    state = checkpointing.restore(manager, abstract_state=abstract, data_iter=data_iter)
-  else:
+  abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), mesh)
+  state = checkpointing.restore_readable(manager, abstract_state=abstract, data_iter=data_iter)
+  if state is None:
     state = jax.jit(state_fn, out_shardings=replicated)()
     if config.init_from:
       g_params = load_init_generator(config.init_from, config)
@@ -485,7 +530,9 @@ def train_and_evaluate(
     nonlocal last_saved
     flush_metrics(step)
     if last_saved != step:
-      checkpointing.save(manager, step, state=state, data_iter=data_iter, config=config_dict)
+      checkpointing.save(
+        manager, step, state=state, data_iter=data_iter, config=config_dict, previous=last_saved
+      )
       last_saved = step
 
   num_skipped, reported_skipped = None, 0
@@ -528,10 +575,17 @@ def train_and_evaluate(
         save(step)
     if stop.requested:
       save(step)
+  except OSError as e:
+    if isinstance(e, checkpointing.CheckpointWriteError) or e.filename is None:
+      raise
+    # A log, grid or config write failed (a full disk): one line, the checkpoint kept.
+    raise OSError(checkpointing.write_failure(e, manager, what=e.filename)) from e
   finally:
     signal.signal(signal.SIGTERM, previous_handler)
-    manager.wait_until_finished()
-    reporter.close()
+    try:
+      checkpointing.wait(manager, step=last_saved)  # a failed save surfaces here at the latest
+    finally:
+      reporter.close()
 
   outputs = {
     "checkpoints": checkpointing.checkpoint_dir(workdir),
@@ -544,5 +598,4 @@ def train_and_evaluate(
       settings = generator_io.settings_from(config.model.generator)
       generator_io.save(jax.tree.map(_host, state.g_params), settings, path, step=step)
     outputs["exported generator"] = path
-  manager.close()
   return outputs

@@ -1,6 +1,8 @@
 """checkpointing: Orbax round trip of state + grain iterator + config, retention, host reads."""
 
+import asyncio
 import os
+import types
 
 import grain
 import jax
@@ -133,3 +135,54 @@ def test_a_state_of_another_structure_is_one_clear_error(tmp_path):
 def test_create_manager_rejects_bad_keep(tmp_path):
   with pytest.raises(ValueError, match="keep=0"):
     checkpointing.create_manager(str(tmp_path), keep=0)
+
+
+def truncate_data(step_folder):
+  for data in (step_folder / "state").rglob("d/*"):
+    data.write_bytes(data.read_bytes()[:10])  # as by a full disk or a lost node
+
+
+def test_an_unreadable_checkpoint_is_set_aside_and_the_next_older_one_restores(tmp_path, caplog):
+  mesh = parallel.make_mesh()
+  it = toy_iterator()
+  with checkpointing.create_manager(str(tmp_path)) as manager:
+    for step in (2, 4):
+      checkpointing.save(manager, step, state=toy_state(step), data_iter=it, config={})
+    manager.wait_until_finished()
+  truncate_data(tmp_path / "checkpoints" / "4")
+  abstract = parallel.abstract_replicated(jax.eval_shape(lambda: toy_state(0)), mesh)
+  with checkpointing.create_manager(str(tmp_path)) as manager:
+    restored = checkpointing.restore_readable(manager, abstract_state=abstract, data_iter=it)
+    assert int(restored["step"]) == 2 and manager.latest_step() == 2
+  (aside,) = [n for n in os.listdir(tmp_path / "checkpoints") if n.startswith("4.corrupt-")]
+  (warning,) = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+  assert warning.startswith(f"checkpoint 4 under {tmp_path / 'checkpoints'} cannot be read")
+  assert warning.endswith(f"set aside as {aside}; trying the next older one")
+  truncate_data(tmp_path / "checkpoints" / "2")
+  with (
+    pytest.raises(checkpointing.NoReadableCheckpointError, match=r"set aside: 2\.corrupt-") as e,
+    checkpointing.create_manager(str(tmp_path)) as manager,
+  ):
+    checkpointing.restore_readable(manager, abstract_state=abstract, data_iter=it)
+  assert "\n" not in str(e.value) and "init_from" in str(e.value)
+  assert sorted(n.split(".")[0] for n in os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+
+
+def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
+  """What TensorStore prints when an operation of a failed save completes after Orbax closed its
+  loop (a traceback of asyncio frames only) is dropped; any other error is printed."""
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    late = e
+  printed = []
+  hook = checkpointing._drop_late_callbacks(printed.append)
+  unraisable = lambda tb: types.SimpleNamespace(
+    exc_type=RuntimeError, exc_value=late, exc_traceback=tb, err_msg=None, object=None
+  )
+  hook(unraisable(late.__traceback__.tb_next))  # as TensorStore's C++ thread reports it
+  assert printed == []
+  hook(unraisable(late.__traceback__))  # raised in this file: printed
+  assert len(printed) == 1

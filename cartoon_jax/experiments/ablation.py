@@ -455,14 +455,15 @@ def curves(out: str, names: Sequence[str], path: str) -> None:
   """Training curves (generator total, PMC term, discriminator total) of every run, as a PNG."""
   import matplotlib
 
+  from cartoon_jax import reporting
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   keys = ("loss/g_total", "g/pmc_weighted", "g/content_weighted", "loss/d_total")
   fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys) + 2, 3.2), layout="constrained")
   for k, name in enumerate(names):
-    with open(os.path.join(out, "runs", name, "metrics.jsonl")) as f:
-      records = [json.loads(line) for line in f]
+    records = reporting.read_metrics(os.path.join(out, "runs", name, "metrics.jsonl"))
     for ax, key in zip(axes, keys, strict=True):
       points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), float)]
       if points:

@@ -98,8 +98,9 @@ def measure(
 
 def training_share(metrics_path: str) -> dict[str, float] | None:
   """pmc_weighted / g_total at the first and last main-phase log of a run; None without PMC."""
-  with open(metrics_path) as f:
-    records = [json.loads(line) for line in f if "g/pmc_weighted" in line]
+  from cartoon_jax import reporting
+
+  records = [r for r in reporting.read_metrics(metrics_path) if "g/pmc_weighted" in r]
   if not records:
     return None
   share = lambda r: r["g/pmc_weighted"] / r["g/total"]
