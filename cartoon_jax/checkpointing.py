@@ -52,17 +52,15 @@ _QUIET = _QuietOrbaxFailures()
 
 
 def _drop_late_callbacks(previous: Any) -> Any:
-  """A sys.unraisablehook that drops what TensorStore reports when an operation left behind by a
-  failed save or read completes after Orbax closed its event loop: "Event loop is closed", raised
-  in asyncio's frames only. Kept at --verbosity=0; everything else goes to `previous`."""
+  """A sys.unraisablehook that drops what Orbax's and TensorStore's coroutines report when they
+  finish after a failed save or read was already turned into one line: "Event loop is closed", or
+  the read error itself from a coroutine collected unfinished, raised in asyncio's, Orbax's or
+  TensorStore's frames only. Kept at --verbosity=0; everything else goes to `previous`."""
+  packages = tuple(f"{os.sep}{name}{os.sep}" for name in ("asyncio", "orbax", "tensorstore"))
 
   def hook(unraisable: Any) -> None:
     files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(unraisable.exc_traceback)]
-    late = (
-      unraisable.exc_type is RuntimeError
-      and str(unraisable.exc_value) == "Event loop is closed"
-      and all(f"{os.sep}asyncio{os.sep}" in f for f in files)
-    )
+    late = bool(files) and all(any(p in f for p in packages) for f in files)
     if not late or logging.getLogger("absl").isEnabledFor(logging.INFO):
       previous(unraisable)
 

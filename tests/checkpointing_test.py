@@ -170,7 +170,8 @@ def test_an_unreadable_checkpoint_is_set_aside_and_the_next_older_one_restores(t
 
 def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
   """What TensorStore prints when an operation of a failed save completes after Orbax closed its
-  loop (a traceback of asyncio frames only) is dropped; any other error is printed."""
+  loop (a traceback of asyncio frames only), or a read coroutine of Orbax's collected unfinished
+  after a failed read, is dropped; any other error is printed."""
   loop = asyncio.new_event_loop()
   loop.close()
   try:
@@ -186,3 +187,12 @@ def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
   assert printed == []
   hook(unraisable(late.__traceback__))  # raised in this file: printed
   assert len(printed) == 1
+  orbax_file = os.path.join(os.sep, "site-packages", "orbax", "checkpoint", "serialization.py")
+  try:
+    exec(compile("raise ValueError('OUT_OF_RANGE')", orbax_file, "exec"))
+  except ValueError as e:
+    read_error = e
+  hook(unraisable(read_error.__traceback__.tb_next))  # Orbax's frames only: dropped
+  assert len(printed) == 1
+  hook(unraisable(read_error.__traceback__))  # and this file's frame: printed
+  assert len(printed) == 2

@@ -112,7 +112,8 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
   rc, _, err = finish(launch(workdir, "--config.train.steps=9"))
   assert rc == 1
   line = error_line(err)
-  assert line.startswith(f"cartoon-jax train: error: no checkpoint under {workdir / 'checkpoints'} can be")
+  none = f"cartoon-jax train: error: no checkpoint under {workdir / 'checkpoints'} can be"
+  assert line.startswith(none)
   assert "init_from" in line and len(os.listdir(workdir / "checkpoints")) == 4
   assert steps_logged(workdir) == list(range(1, LAST_STEP + 3))  # nothing dropped
 
