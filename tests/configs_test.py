@@ -6,7 +6,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from train_test import compilation_cache, read_metrics, shrink  # noqa: F401 (fixture)
+from train_test import read_metrics, shrink
 
 from cartoon_jax import launch
 from cartoon_jax.configs import common
