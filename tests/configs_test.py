@@ -6,7 +6,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from train_test import compilation_cache, read_metrics, shrink  # noqa: F401 (fixture)
+from train_test import read_metrics, shrink
 
 from cartoon_jax import launch
 from cartoon_jax.configs import common
@@ -82,11 +82,12 @@ def test_config_builds(name):
   assert state.step.shape == ()
 
 
-# The same compiled step as train_test's tiny runs (shared compilation cache): cheap by default.
-# The other rows each compile their own step: `-m slow` (CI runs them).
+# The demo row compiles the same step as train_test's and parallel_test's tiny runs (the session's
+# compilation cache, tests/conftest.py): cheap by default. The other rows each compile their own
+# step: `-m slow` (CI runs them).
 RUNS = [
-  pytest.param("ssa_pmc", "float32"),
-  pytest.param("demo", "float32", marks=pytest.mark.slow),
+  pytest.param("demo", "float32"),
+  pytest.param("ssa_pmc", "float32", marks=pytest.mark.slow),
   pytest.param("baseline", "float32", marks=pytest.mark.slow),
   pytest.param("ssa", "float32", marks=pytest.mark.slow),
   pytest.param("pmc", "float32", marks=pytest.mark.slow),

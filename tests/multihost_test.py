@@ -33,6 +33,8 @@ def _free_port() -> int:
 def train(workdir, *, processes: int, steps: int) -> list[tuple[int, str, str]]:
   """Runs launch.py as `processes` processes of 4 / processes CPU devices each, as a user would
   (the env variables of the README); returns each process's (exit code, stdout, stderr)."""
+  # No JAX_* variable of the suite, the session's compilation cache (tests/conftest.py) included:
+  # with it, the 2-process resume of the test below stalled once (both processes idle for 90 s).
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 // processes}"
   cmd = [sys.executable, "launch.py", *TINY, f"--config.train.steps={steps}"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax import lax
 from jax.sharding import AxisType
-from train_test import compilation_cache, tiny_config  # noqa: F401 (fixture)
+from train_test import tiny_config
 
 from cartoon_jax import parallel, train
 

@@ -3,9 +3,9 @@
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import skimage.data
+from vgg_test import random_params
 
 from cartoon_jax.experiments import pmc_probe
 from cartoon_jax.models.vgg import VGG16
@@ -13,7 +13,7 @@ from cartoon_jax.models.vgg import VGG16
 
 def _setup():
   net = VGG16()
-  variables = net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+  variables = random_params(net)  # drawn on the host: flax's eager init compiles per shape
   fn = jax.jit(lambda x: net.apply(variables, x, layers=pmc_probe.LAYERS))
   vgg = lambda x: [fn(x)[name] for name in pmc_probe.LAYERS]
   photo = skimage.data.astronaut()[::8, ::8][:32, :48].astype(np.float32) / 127.5 - 1

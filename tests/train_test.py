@@ -1,7 +1,7 @@
 """train / train_state / reporting: schedules, grids, the loop end to end, resume, stops, init_from.
 
-Runs use a tiny config (32x32, narrow nets, a few steps) on the bundled sample data; a persistent
-compilation cache shared by the module keeps repeated compiles of the same step cheap.
+Runs use a tiny config (32x32, narrow nets, a few steps) on the bundled sample data; the session's
+persistent compilation cache (tests/conftest.py) keeps repeated compiles of the same step cheap.
 """
 
 import importlib.util
@@ -13,7 +13,6 @@ import cv2
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
 from cartoon_jax import (
   checkpointing,
@@ -28,24 +27,6 @@ from cartoon_jax import train_state as ts
 from cartoon_jax.configs import demo
 from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from cartoon_jax.models.generator import SSAGenerator
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-  """One XLA cache for the session: the same step compiled again (new jit objects) is a hit."""
-  old = (
-    jax.config.jax_compilation_cache_dir,
-    jax.config.jax_persistent_cache_min_compile_time_secs,
-  )
-  cache = tmp_path_factory.getbasetemp() / "jax_cache"
-  cache.mkdir(exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", str(cache))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  jax_cc.reset_cache()  # earlier compiles in this process may have fixed "no cache"
-  yield
-  jax.config.update("jax_compilation_cache_dir", old[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
-  jax_cc.reset_cache()
 
 
 def shrink(c, *, pretrain_steps=0, steps=1):
