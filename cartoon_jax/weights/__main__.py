@@ -109,6 +109,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax") -> int
     if default_dst and os.path.isfile(dst) and not args.overwrite:  # the default place: done
       print(f"{dst} exists, kept (--overwrite to convert again)")
       return 0
+    if not os.path.exists(src):  # the input is named before the outputs are checked
+      raise FileNotFoundError(f"no such file: {src}")
     images.check_output(dst, overwrite=args.overwrite)
     meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
