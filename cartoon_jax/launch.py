@@ -201,6 +201,8 @@ def parse_args(
   rest, overrides = split_overrides(argv)
   args = parser.parse_args(rest)
   try:
+    if "://" in args.workdir:  # os.path would make a local folder named 'gs:'
+      raise ValueError(f"--workdir {args.workdir}: a URL is not a folder; give a mounted path")
     config = load_config_file(resolve_config(args.config))
     for key, value in overrides:
       set_override(config, key, value)

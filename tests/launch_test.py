@@ -113,6 +113,17 @@ def test_command_line_config_errors_are_one_line_with_status_2(tmp_path, args, m
   assert not os.listdir(tmp_path)
 
 
+def test_a_url_workdir_is_refused_in_one_line(tmp_path, capsys):
+  argv = ["--config", "demo", "--workdir", "gs://bucket/runs/x"]
+  with pytest.raises(SystemExit) as e:
+    launch.parse_args(argv)
+  assert e.value.code == 2
+  assert capsys.readouterr().err == (
+    "cartoon-jax train: error: --workdir gs://bucket/runs/x: a URL is not a folder; give a "
+    "mounted path\n"
+  )
+
+
 def test_missing_config_file_is_an_error(tmp_path):
   with pytest.raises(FileNotFoundError, match="nope.py"):
     launch.load_config_file("configs/nope.py")
