@@ -39,29 +39,44 @@ class StateMismatchError(ValueError):
   """A checkpoint's train state has another structure than the run's (not a damaged file)."""
 
 
+_LIBRARIES = tuple(f"{os.sep}{name}{os.sep}" for name in ("asyncio", "orbax", "tensorstore"))
+
+
+def _details_shown() -> bool:
+  """Whether INFO logging is on (--verbosity=0): then every traceback is printed."""
+  return logging.getLogger("absl").isEnabledFor(logging.INFO)
+
+
+def _late_report(tb: Any) -> bool:
+  """Whether a traceback lies wholly in asyncio's, Orbax's or TensorStore's frames: what their
+  coroutines report when they finish after a failed save or read was already turned into one
+  line ("Event loop is closed", or the read error of a task nobody awaits any more)."""
+  files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(tb)]
+  return bool(files) and all(any(p in f for p in _LIBRARIES) for f in files)
+
+
 class _QuietOrbaxFailures(logging.Filter):
-  """Keeps the tracebacks Orbax logs for a failed background save off the console unless INFO
-  logging is on (--verbosity=0): `wait` and `save` raise them as one CheckpointWriteError."""
+  """Keeps off the console, unless details are shown, the tracebacks Orbax logs for a failed
+  background save (`wait` and `save` raise them as one CheckpointWriteError) and asyncio's
+  "exception was never retrieved" reports of Orbax's tasks after a failed read."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    orbax_failure = record.exc_info is not None and f"{os.sep}orbax{os.sep}" in record.pathname
-    return not orbax_failure or logging.getLogger("absl").isEnabledFor(logging.INFO)
+    if record.exc_info is None or _details_shown():
+      return True
+    if f"{os.sep}orbax{os.sep}" in record.pathname:
+      return False
+    return not (record.name == "asyncio" and _late_report(record.exc_info[2]))
 
 
 _QUIET = _QuietOrbaxFailures()
 
 
 def _drop_late_callbacks(previous: Any) -> Any:
-  """A sys.unraisablehook that drops what Orbax's and TensorStore's coroutines report when they
-  finish after a failed save or read was already turned into one line: "Event loop is closed", or
-  the read error itself from a coroutine collected unfinished, raised in asyncio's, Orbax's or
-  TensorStore's frames only. Kept at --verbosity=0; everything else goes to `previous`."""
-  packages = tuple(f"{os.sep}{name}{os.sep}" for name in ("asyncio", "orbax", "tensorstore"))
+  """A sys.unraisablehook that drops the late reports of `_late_report` unless details are
+  shown; everything else goes to `previous`."""
 
   def hook(unraisable: Any) -> None:
-    files = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(unraisable.exc_traceback)]
-    late = bool(files) and all(any(p in f for p in packages) for f in files)
-    if not late or logging.getLogger("absl").isEnabledFor(logging.INFO):
+    if not _late_report(unraisable.exc_traceback) or _details_shown():
       previous(unraisable)
 
   hook.quiet_late_callbacks = True
@@ -85,8 +100,9 @@ def create_manager(
   """
   if keep < 1:
     raise ValueError(f"checkpoint keep={keep} must be >= 1")
-  if _QUIET not in logging.getLogger("absl").filters:
-    logging.getLogger("absl").addFilter(_QUIET)
+  for name in ("absl", "asyncio"):
+    if _QUIET not in logging.getLogger(name).filters:
+      logging.getLogger(name).addFilter(_QUIET)
   if not getattr(sys.unraisablehook, "quiet_late_callbacks", False):
     sys.unraisablehook = _drop_late_callbacks(sys.unraisablehook)
   options = ocp.CheckpointManagerOptions(

@@ -1,6 +1,7 @@
 """checkpointing: Orbax round trip of state + grain iterator + config, retention, host reads."""
 
 import asyncio
+import logging
 import os
 import types
 
@@ -196,3 +197,15 @@ def test_late_tensorstore_callbacks_on_a_closed_event_loop_print_nothing():
   assert len(printed) == 1
   hook(unraisable(read_error.__traceback__))  # and this file's frame: printed
   assert len(printed) == 2
+  # asyncio logs the same read error of a task nobody awaits: filtered the same way.
+  record = lambda tb: logging.LogRecord(
+    "asyncio",
+    logging.ERROR,
+    "base_events.py",
+    1,
+    "Task exception was never retrieved",
+    (),
+    (ValueError, read_error, tb),
+  )
+  assert not checkpointing._QUIET.filter(record(read_error.__traceback__.tb_next))
+  assert checkpointing._QUIET.filter(record(read_error.__traceback__))
