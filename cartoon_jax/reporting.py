@@ -10,7 +10,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -62,19 +62,24 @@ def image_grid(
   return grid
 
 
+def _metric_rows(lines: Iterable[str]) -> list[dict[str, Any]]:
+  """The rows of metrics.jsonl `lines` in step order, one per step (`read_metrics`)."""
+  rows = {}
+  for line in lines:
+    try:
+      row = json.loads(line)
+    except json.JSONDecodeError:
+      continue
+    if isinstance(row, dict) and isinstance(row.get("step"), int):
+      rows[row["step"]] = row
+  return [rows[step] for step in sorted(rows)]
+
+
 def read_metrics(path: str) -> list[dict[str, Any]]:
   """The rows of a metrics.jsonl in step order, one per step (the last written wins, as a resumed
   run's row supersedes an earlier run's); a torn last line of a killed run is skipped."""
-  rows = {}
   with open(path) as f:
-    for line in f:
-      try:
-        row = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if isinstance(row, dict) and isinstance(row.get("step"), int):
-        rows[row["step"]] = row
-  return [rows[step] for step in sorted(rows)]
+    return _metric_rows(f)
 
 
 def truncate_metrics(path: str, step: int) -> None:
@@ -84,7 +89,7 @@ def truncate_metrics(path: str, step: int) -> None:
     return
   with open(path) as f:
     text = f.read()
-  rows = [r for r in read_metrics(path) if r["step"] <= step]
+  rows = [r for r in _metric_rows(text.splitlines()) if r["step"] <= step]
   kept = "".join(json.dumps(r) + "\n" for r in rows)
   if kept != text:
     images.atomic_write(path, kept.encode())
