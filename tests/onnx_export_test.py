@@ -1,5 +1,6 @@
-"""ONNX export: the hand-built graph computes what SSAGenerator computes, on trained weights and
-real photos; the onnxruntime engine and the export / cartoonize commands.
+"""ONNX export: the graph computes what SSAGenerator computes, on trained weights and real photos,
+and follows other settings through the architecture both are built from; the onnxruntime engine
+and the export / cartoonize commands.
 
 Tolerance: both sides are float32 with the same operations in another summation order (a 7x7x16
 conv sums 784 products; XLA and onnxruntime block them differently), which moves outputs by
