@@ -122,9 +122,11 @@ class _Graph:
     )
 
   def ssa(self, query: str, key: str, patch_size: int) -> str:
+    """`models.ssa.ssa`: its forward math `ssa_forward`, in SSA's array vocabulary below."""
     return ssa_forward(self, query, key, patch_size)[0]
 
   def block(self, name: str, fn: Callable[[_Graph, str], str], x: str) -> str:
+    """fn(scope, x), the scope reading the params under `name` and naming its weights so."""
     scope = copy.copy(self)  # shares the node and initializer lists
     scope.params, scope.prefix = self.params[name], f"{self.prefix}{name}/"
     return fn(scope, x)
