@@ -1,4 +1,4 @@
-"""The generator as an ONNX graph, written node by node for its fixed architecture.
+"""The generator as an ONNX graph, built from the architecture the Flax module is built from.
 
 Input 'image' (N, H, W, 3) float32 in [-1, 1], output 'cartoon' (N, H, W, 3) in [-1, 1]: the same
 NHWC interface as `SSAGenerator`, with N, H and W dynamic and any H, W >= 1: the graph reflect-pads
@@ -6,24 +6,28 @@ H and W to multiples of 4 and crops the output back, as `cartoonize` does around
 (`ops.pad.pad_to_multiple`, `crop_to`). Opset 17 and IR version 8, which onnxruntime has run since
 1.13.
 
-We build the graph with `onnx.helper` rather than convert the traced JAX program (jax2onnx): the
-architecture is fixed and small (convolutions, leaky ReLU, bilinear x2 with aligned corners, SSA,
-tanh), so the graph is short, its nodes are the ones any runtime has, and the export does not tie
+`_Graph` speaks the vocabularies of `models.generator.generator_forward` (the layers) and of
+`models.ssa.ssa_forward` (SSA's array operations) as ONNX nodes on NCHW maps, and those two
+functions write the graph, so the module and the graph cannot drift apart; the export still checks
+the graph against JAX. We build it with `onnx.helper` rather than convert the traced JAX program
+(jax2onnx): the graph is short, its nodes are the ones any runtime has, and the export does not tie
 our JAX and Orbax versions to a converter's (jax2onnx's releases pin orbax-checkpoint < 0.11.37).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cv2
 import numpy as np
 
 from cartoon_jax import generator_io, images
-from cartoon_jax.models.generator import OUTER_SLOPE, RESBLOCK_SLOPE, SIZE_MULTIPLE
+from cartoon_jax.models.generator import SIZE_MULTIPLE, generator_forward
+from cartoon_jax.models.ssa import ssa_forward
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 
 OPSET = 17
@@ -42,10 +46,12 @@ def import_onnx():
 
 
 class _Graph:
-  """Nodes and initializers under construction; every method returns its output's name."""
+  """Nodes and initializers under construction, on NCHW maps; every method returns its output's
+  name. The layer vocabulary reads the weights from `params`, the Flax params (sub)tree."""
 
-  def __init__(self, onnx: Any):
-    self.onnx, self.nodes, self.initializers = onnx, [], []
+  def __init__(self, onnx: Any, params: Mapping[str, Any]):
+    self.onnx, self.params, self.prefix = onnx, params, ""
+    self.nodes, self.initializers, self._ints = [], [], {}
 
   def _name(self, prefix: str) -> str:
     return f"{prefix}_{len(self.nodes) + len(self.initializers)}"
@@ -63,6 +69,12 @@ class _Graph:
   def scalar(self, value: int) -> str:
     return self.const(np.array(value, np.int64))
 
+  def ints(self, *values: int) -> str:
+    """An int64 vector, one initializer per distinct value (SSA's slices reuse a few)."""
+    if values not in self._ints:
+      self._ints[values] = self.const(np.array(values, np.int64))
+    return self._ints[values]
+
   def reflect_pad(self, x: str, axis: int, multiple: int) -> str:
     """`ops.pad.pad_to_multiple` (NumPy's reflect padding at the end) along `axis` of dynamic size
     n: a Gather of indices i mod p mirrored at n, period p = 2(n - 1) (1 for n = 1, which repeats
@@ -77,16 +89,30 @@ class _Graph:
     index = self.op("Where", self.op("Less", wrapped, n), wrapped, mirrored)
     return self.op("Gather", x, index, axis=axis)
 
-  def conv(self, x: str, params: Mapping[str, np.ndarray], name: str, stride: int = 1) -> str:
+  # The layer vocabulary of `models.generator.generator_forward`.
+
+  def conv(self, x: str, features: int, kernel_size: int, *, name: str, stride: int = 1) -> str:
     """Flax conv with padding k//2: HWIO kernel -> ONNX OIHW."""
+    path, params = self.prefix + name, self.params[name]
     kernel = np.asarray(params["kernel"], np.float32)
-    pad = kernel.shape[0] // 2
-    w = self.const(kernel.transpose(3, 2, 0, 1), f"{name}_kernel")
-    b = self.const(np.asarray(params["bias"], np.float32), f"{name}_bias")
+    if kernel.shape[:2] != (kernel_size, kernel_size) or kernel.shape[3] != features:
+      raise ValueError(
+        f"params {path}: kernel of shape {kernel.shape}, the generator's layer is "
+        f"{kernel_size}x{kernel_size} with {features} features"
+      )
+    w = self.const(kernel.transpose(3, 2, 0, 1), f"{path}/kernel")
+    b = self.const(np.asarray(params["bias"], np.float32), f"{path}/bias")
+    pad = kernel_size // 2
     return self.op("Conv", x, w, b, pads=[pad] * 4, strides=[stride, stride])
 
   def leaky_relu(self, x: str, slope: float) -> str:
     return self.op("LeakyRelu", x, alpha=slope)
+
+  def add(self, x: str, y: str) -> str:
+    return self.op("Add", x, y)
+
+  def tanh(self, x: str) -> str:
+    return self.op("Tanh", x)
 
   def upsample2x(self, x: str) -> str:
     """Bilinear x2, corners aligned (`ops.resize.upsample2x_align_corners`)."""
@@ -96,33 +122,39 @@ class _Graph:
     )
 
   def ssa(self, query: str, key: str, patch_size: int) -> str:
-    """`models.ssa.ssa` on NCHW maps: softmax over the R^2 zero-padded neighbours of the key."""
-    half = patch_size // 2
-    padded = self.op("Pad", key, self.const(np.array([0, 0, half, half] * 2, np.int64)))
-    axes = self.const(np.array([2, 3], np.int64))
-    channel = self.const(np.array([1], np.int64))
-    views, logits = [], []
-    for dy in range(patch_size):
-      for dx in range(patch_size):
-        # padded[:, :, dy:dy + H, dx:dx + W] for dynamic H, W: ends count from the end.
-        ends = [e - (patch_size - 1) if e < patch_size - 1 else _INT64_MAX for e in (dy, dx)]
-        starts = self.const(np.array([dy, dx], np.int64))
-        view = self.op("Slice", padded, starts, self.const(np.array(ends, np.int64)), axes)
-        views.append(view)
-        logits.append(self.op("ReduceSum", self.op("Mul", query, view), channel, keepdims=1))
-    probs = self.op("Softmax", self.op("Concat", *logits, axis=1), axis=1)
-    out = None
-    for i, view in enumerate(views):
-      weight = self.op(
-        "Slice",
-        probs,
-        self.const(np.array([i], np.int64)),
-        self.const(np.array([i + 1], np.int64)),
-        channel,
-      )
-      term = self.op("Mul", weight, view)
-      out = term if out is None else self.op("Add", out, term)
-    return out
+    """`models.ssa.ssa`: its forward math `ssa_forward`, in SSA's array vocabulary below."""
+    return ssa_forward(self, query, key, patch_size)[0]
+
+  def block(self, name: str, fn: Callable[[_Graph, str], str], x: str) -> str:
+    """fn(scope, x), the scope reading the params under `name` and naming its weights so."""
+    scope = copy.copy(self)  # shares the node and initializer lists
+    scope.params, scope.prefix = self.params[name], f"{self.prefix}{name}/"
+    return fn(scope, x)
+
+  # SSA's array vocabulary of `models.ssa.ssa_forward` ('channels' is axis 1); also `add`.
+
+  def zero_pad(self, x: str, width: int) -> str:
+    return self.op("Pad", x, self.ints(0, 0, width, width, 0, 0, width, width))
+
+  def crop(self, x: str, rows: tuple[int, int], cols: tuple[int, int]) -> str:
+    """x without (first, last) `rows` and `cols`, for dynamic H and W: ends count from the end."""
+    ends = [-last if last else _INT64_MAX for last in (rows[1], cols[1])]
+    return self.op("Slice", x, self.ints(rows[0], cols[0]), self.ints(*ends), self.ints(2, 3))
+
+  def channel_dot(self, a: str, b: str) -> str:
+    return self.op("ReduceSum", self.op("Mul", a, b), self.ints(1), keepdims=1)
+
+  def concat(self, xs: list[str]) -> str:
+    return self.op("Concat", *xs, axis=1)
+
+  def softmax(self, x: str) -> str:
+    return self.op("Softmax", x, axis=1)
+
+  def channel(self, x: str, index: int) -> str:
+    return self.op("Slice", x, self.ints(index), self.ints(index + 1), self.ints(1))
+
+  def scale(self, weight: str, x: str) -> str:
+    return self.op("Mul", weight, x)
 
 
 def generator_model(
@@ -137,34 +169,19 @@ def generator_model(
   `onnx.checker` (full check, shapes inferred) before it is returned.
   """
   onnx = import_onnx()
-  params = variables["params"]
-  g = _Graph(onnx)
-  act = lambda y: g.leaky_relu(y, OUTER_SLOPE)
-  patch = int(settings["ssa_patch_size"])
-  skip = lambda enc, dec: g.op("Add", enc, g.ssa(enc, dec, patch) if patch else dec)
-
+  g = _Graph(onnx, variables["params"])
   padded = g.reflect_pad(g.reflect_pad(INPUT, 1, SIZE_MULTIPLE), 2, SIZE_MULTIPLE)
   x = g.op("Transpose", padded, perm=[0, 3, 1, 2])
-  x0 = act(g.conv(x, params["conv"], "conv"))
-  x1 = act(g.conv(x0, params["conv1"], "conv1", 2))
-  x1 = act(g.conv(x1, params["conv2"], "conv2"))
-  x2 = act(g.conv(x1, params["conv3"], "conv3", 2))
-  x2 = act(g.conv(x2, params["conv4"], "conv4"))
-  for i in range(int(settings["num_blocks"])):
-    block = params[f"resblock_{i}"]
-    y = g.leaky_relu(g.conv(x2, block["conv1"], f"resblock_{i}_conv1"), RESBLOCK_SLOPE)
-    y = g.conv(y, block["conv2"], f"resblock_{i}_conv2")
-    x2 = g.leaky_relu(g.op("Add", y, x2), RESBLOCK_SLOPE)
-  x2 = act(g.conv(x2, params["conv5"], "conv5"))
-  x3 = skip(x1, g.upsample2x(x2))
-  x3 = act(g.conv(x3, params["conv6"], "conv6"))
-  x3 = act(g.conv(x3, params["conv7"], "conv7"))
-  x4 = skip(x0, g.upsample2x(x3))
-  x4 = act(g.conv(x4, params["conv8"], "conv8"))
-  y = g.op("Transpose", g.op("Tanh", g.conv(x4, params["conv9"], "conv9")), perm=[0, 2, 3, 1])
+  y = generator_forward(
+    g,
+    x,
+    channels=int(settings["channels"]),
+    num_blocks=int(settings["num_blocks"]),
+    ssa_patch_size=int(settings["ssa_patch_size"]),
+  )
+  y = g.op("Transpose", y, perm=[0, 2, 3, 1])
   size = g.op("Shape", INPUT, start=1, end=3)  # crop back to the input's (H, W)
-  starts, axes = g.const(np.array([0, 0], np.int64)), g.const(np.array([1, 2], np.int64))
-  g.nodes.append(onnx.helper.make_node("Slice", [y, starts, size, axes], [OUTPUT]))
+  g.nodes.append(onnx.helper.make_node("Slice", [y, g.ints(0, 0), size, g.ints(1, 2)], [OUTPUT]))
 
   dims = ["batch", "height", "width", 3]
   graph = onnx.helper.make_graph(

@@ -1,5 +1,6 @@
-"""ONNX export: the hand-built graph computes what SSAGenerator computes, on trained weights and
-real photos; the onnxruntime engine and the export / cartoonize commands.
+"""ONNX export: the graph computes what SSAGenerator computes, on trained weights and real photos,
+and follows other settings through the architecture both are built from; the onnxruntime engine
+and the export / cartoonize commands.
 
 Tolerance: both sides are float32 with the same operations in another summation order (a 7x7x16
 conv sums 784 products; XLA and onnxruntime block them differently), which moves outputs by
@@ -15,9 +16,12 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from flax import traverse_util
+from generator_test import random_params
 
 from cartoon_jax import cli, file_kinds, generator_io, onnx_export
 from cartoon_jax.cartoonize import engine
+from cartoon_jax.models.generator import SSAGenerator
 
 onnx = pytest.importorskip("onnx", reason="pip install '.[onnx]' for the ONNX export")
 ort = pytest.importorskip("onnxruntime", reason="pip install '.[onnx]' for the ONNX runtime")
@@ -99,6 +103,46 @@ def test_plain_skips_and_dynamic_batch(trained):
   assert dims == ["batch", "height", "width", 3]
 
 
+def _random_generator(settings: dict[str, int]) -> generator_io.Generator:
+  module = SSAGenerator(**settings)
+  return generator_io.Generator(module, random_params(module, (1, 8, 8, 3)), settings, None)
+
+
+# Generators unlike the paper's: the graph follows the settings through the shared architecture.
+OTHER_SETTINGS = [
+  {"channels": 4, "num_blocks": 2, "ssa_patch_size": 5},
+  {"channels": 2, "num_blocks": 0, "ssa_patch_size": 0},
+]
+
+
+@pytest.mark.parametrize("settings", OTHER_SETTINGS)
+def test_graph_and_flax_params_come_from_one_architecture(settings):
+  generator = _random_generator(settings)
+  model = onnx_export.generator_model(generator.variables, settings)
+  weights = {w.name: tuple(w.dims) for w in model.graph.initializer}
+  convs = [n for n in model.graph.node if n.op_type == "Conv"]
+  in_graph = {re.sub(r"_\d+$", "", n.input[1]): weights[n.input[1]] for n in convs}
+  flat = traverse_util.flatten_dict(generator.variables["params"], sep="/")
+  in_flax = {
+    k: tuple(np.transpose(v, (3, 2, 0, 1)).shape) for k, v in flat.items() if "kernel" in k
+  }
+  assert len(convs) == len(in_flax) and in_graph == in_flax
+  patch = settings["ssa_patch_size"]
+  concats = [n for n in model.graph.node if n.op_type == "Concat"]
+  assert [len(n.input) for n in concats] == [patch**2] * (2 if patch else 0)
+  shape = (7, 7, 3, settings["channels"])
+  with pytest.raises(ValueError, match=re.escape(f"params conv: kernel of shape {shape}")):
+    onnx_export.generator_model(generator.variables, {**settings, "channels": shape[3] + 1})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", OTHER_SETTINGS)
+def test_other_generators_export_and_match_jax(settings):
+  generator = _random_generator(settings)
+  model = onnx_export.generator_model(generator.variables, settings)
+  assert onnx_export.max_difference(model, generator, _photos(30, 42)) <= TOLERANCE
+
+
 def _mutated(monkeypatch, trained, name, replacement):
   monkeypatch.setattr(onnx_export._Graph, name, replacement)
   return onnx_export.generator_model(trained.variables, trained.settings)
@@ -121,8 +165,10 @@ def test_the_check_catches_real_bugs(monkeypatch, trained):
     key_t = self.op("Transpose", key, perm=[0, 1, 3, 2])
     return self.op("Transpose", real_ssa(self, query_t, key_t, patch_size), perm=[0, 1, 3, 2])
 
-  def no_bias(self, x, params, name, stride=1):
-    return real_conv(self, x, {**params, "bias": np.zeros_like(params["bias"])}, name, stride)
+  def no_bias(self, x, features, kernel_size, *, name, stride=1):
+    params = self.params[name]
+    self.params = {**self.params, name: {**params, "bias": np.zeros_like(params["bias"])}}
+    return real_conv(self, x, features, kernel_size, name=name, stride=stride)
 
   for name, bug in [("upsample2x", half_pixel), ("conv", no_bias)]:
     model = _mutated(monkeypatch, trained, name, bug)

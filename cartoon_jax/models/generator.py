@@ -1,12 +1,25 @@
 """The authors' SAGenerator (U-Net, residual bottleneck, SSA in the decoder skips) in Flax Linen.
 
-Submodule names follow the authors' PyTorch module names (conv.0 .. conv9.0 -> conv .. conv9,
+The architecture is written once, in `generator_forward`, over a vocabulary of layers `layers`:
+`_FlaxLayers` builds the Flax module from it and `onnx_export._Graph` the ONNX graph, so adding a
+layer is one edit there. The vocabulary, x being a feature map in the backend's layout:
+
+  conv(x, features, kernel_size, *, name, stride=1): 2-D convolution, padding k//2, with bias
+  leaky_relu(x, slope), add(x, y), tanh(x)
+  upsample2x(x): bilinear x2 with aligned corners
+  ssa(query, key, patch_size): `models.ssa.ssa`
+  block(name, fn, x): fn(layers, x) with its layers named under `name`
+
+Layer names follow the authors' PyTorch module names (conv.0 .. conv9.0 -> conv .. conv9,
 resblock.{i}.conv1/conv2 -> resblock_{i}/conv1, conv2), so the checkpoint converter's table reads
 off directly.
 """
 
+import functools
 import math
+import operator
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -54,18 +67,80 @@ def torch_conv(
   )(x)
 
 
-class ResBlock(nn.Module):
+def residual_block(layers: Any, x: Any, *, channels: int) -> Any:
   """y = lrelu_0.2(conv2(lrelu_0.2(conv1(x))) + x): activation after the residual add."""
+  y = layers.leaky_relu(layers.conv(x, channels, 3, name="conv1"), RESBLOCK_SLOPE)
+  y = layers.conv(y, channels, 3, name="conv2")
+  return layers.leaky_relu(layers.add(y, x), RESBLOCK_SLOPE)
 
-  channels: int
-  dtype: jnp.dtype = jnp.float32
+
+def generator_forward(
+  layers: Any, x: Any, *, channels: int, num_blocks: int, ssa_patch_size: int
+) -> Any:
+  """SAGenerator's layers on the input map `x`, in the vocabulary `layers` (see the docstring).
+
+  Encoder C, 2C, 4C with two stride-2 convolutions, `num_blocks` residual blocks at 4C, and a
+  decoder whose two skips add SSA(encoder, upsampled decoder) with patch size `ssa_patch_size`
+  (0: the upsampled decoder itself) to the encoder feature; tanh output with 3 channels.
+  """
+  c = channels
+
+  def conv(y, features, kernel_size, name, stride=1):
+    y = layers.conv(y, features, kernel_size, name=name, stride=stride)
+    return layers.leaky_relu(y, OUTER_SLOPE)
+
+  def skip(encoder, decoder):
+    decoder = layers.upsample2x(decoder)
+    if ssa_patch_size:
+      decoder = layers.ssa(encoder, decoder, ssa_patch_size)
+    return layers.add(encoder, decoder)
+
+  x0 = conv(x, c, 7, "conv")
+  x1 = conv(x0, c, 3, "conv1", 2)
+  x1 = conv(x1, 2 * c, 3, "conv2")
+  x2 = conv(x1, 2 * c, 3, "conv3", 2)
+  x2 = conv(x2, 4 * c, 3, "conv4")
+  block = functools.partial(residual_block, channels=4 * c)
+  for i in range(num_blocks):
+    x2 = layers.block(f"resblock_{i}", block, x2)
+  x2 = conv(x2, 2 * c, 3, "conv5")
+  x3 = conv(skip(x1, x2), 2 * c, 3, "conv6")
+  x3 = conv(x3, c, 3, "conv7")
+  x4 = conv(skip(x0, x3), c, 3, "conv8")
+  return layers.tanh(layers.conv(x4, 3, 7, name="conv9"))
+
+
+class _FlaxLayers:
+  """`generator_forward`'s vocabulary as Flax layers (NHWC), created inside the calling module."""
+
+  def __init__(self, dtype: jnp.dtype):
+    self.dtype = dtype
+
+  def conv(self, x: jax.Array, features: int, kernel_size: int, *, name: str, stride: int = 1):
+    return torch_conv(x, features, kernel_size, name=name, stride=stride, dtype=self.dtype)
+
+  leaky_relu = staticmethod(nn.leaky_relu)
+  add = staticmethod(operator.add)
+  tanh = staticmethod(jnp.tanh)
+  upsample2x = staticmethod(upsample2x_align_corners)
+
+  @staticmethod
+  def ssa(query: jax.Array, key: jax.Array, patch_size: int) -> jax.Array:
+    return ssa(query, key, patch_size=patch_size)
+
+  def block(self, name: str, fn: Callable, x: jax.Array) -> jax.Array:
+    return _Block(fn, dtype=self.dtype, name=name)(x)
+
+
+class _Block(nn.Module):
+  """fn(_FlaxLayers(dtype), x) with its parameters under this module's name."""
+
+  fn: Callable
+  dtype: jnp.dtype
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = torch_conv(x, self.channels, 3, name="conv1", dtype=self.dtype)
-    y = nn.leaky_relu(y, RESBLOCK_SLOPE)
-    y = torch_conv(y, self.channels, 3, name="conv2", dtype=self.dtype)
-    return nn.leaky_relu(y + x, RESBLOCK_SLOPE)
+    return self.fn(_FlaxLayers(self.dtype), x)
 
 
 class SSAGenerator(nn.Module):
@@ -83,11 +158,6 @@ class SSAGenerator(nn.Module):
   ssa_patch_size: int = 3
   dtype: jnp.dtype = jnp.float32
 
-  def _skip(self, encoder: jax.Array, decoder: jax.Array) -> jax.Array:
-    if not self.ssa_patch_size:
-      return encoder + decoder
-    return encoder + ssa(encoder, decoder, patch_size=self.ssa_patch_size)
-
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.ndim != 4 or x.shape[-1] != 3:
@@ -98,26 +168,10 @@ class SSAGenerator(nn.Module):
         f"SSAGenerator: height and width must be multiples of {SIZE_MULTIPLE}, got "
         f"{height}x{width} (pad the input, e.g. with cartoon_jax.ops.pad.pad_to_multiple)"
       )
-    c = self.channels
-    conv = lambda y, features, k, name, stride=1: torch_conv(
-      y, features, k, name=name, stride=stride, dtype=self.dtype
+    return generator_forward(
+      _FlaxLayers(self.dtype),
+      x.astype(self.dtype),
+      channels=self.channels,
+      num_blocks=self.num_blocks,
+      ssa_patch_size=self.ssa_patch_size,
     )
-    act = lambda y: nn.leaky_relu(y, OUTER_SLOPE)
-    x = x.astype(self.dtype)
-
-    x0 = act(conv(x, c, 7, "conv"))
-    x1 = act(conv(x0, c, 3, "conv1", 2))
-    x1 = act(conv(x1, 2 * c, 3, "conv2"))
-    x2 = act(conv(x1, 2 * c, 3, "conv3", 2))
-    x2 = act(conv(x2, 4 * c, 3, "conv4"))
-    for i in range(self.num_blocks):
-      x2 = ResBlock(4 * c, dtype=self.dtype, name=f"resblock_{i}")(x2)
-    x2 = act(conv(x2, 2 * c, 3, "conv5"))
-
-    x3 = self._skip(x1, upsample2x_align_corners(x2))
-    x3 = act(conv(x3, 2 * c, 3, "conv6"))
-    x3 = act(conv(x3, c, 3, "conv7"))
-
-    x4 = self._skip(x0, upsample2x_align_corners(x3))
-    x4 = act(conv(x4, c, 3, "conv8"))
-    return jnp.tanh(conv(x4, 3, 7, "conv9"))

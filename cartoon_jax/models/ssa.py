@@ -5,14 +5,63 @@ of p in the key map, s_d(p) = <q(p), k(p + d)>, softmax over the R^2 neighbours,
 the softmax-weighted sum of the same neighbours (the key is also the value). Neighbours outside the
 map are zero vectors: logit 0, value 0, but they keep their share of the softmax mass.
 
+The forward math is written once, in `ssa_forward`, over a small array vocabulary `xp` (`_JaxArrays`
+here on NHWC arrays, `onnx_export._Graph` as ONNX nodes on NCHW maps): the JAX operation and the
+exported ONNX graph both run it, so a change of formulation there reaches both; a new primitive it
+needs is added to both vocabularies.
+
 The R^2 x C patches are never materialised: the forward pass reads R^2 shifted views of the
 zero-padded key, and the custom backward pass recomputes those views and accumulates the key
 gradient through shifted (zero-filled) views of per-offset terms, keeping only the (B, H, W, R^2)
 softmax between the passes.
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+
+
+class _JaxArrays:
+  """SSA's array vocabulary on NHWC JAX arrays; 'channels' is the last axis."""
+
+  @staticmethod
+  def zero_pad(x: jax.Array, width: int) -> jax.Array:
+    """`width` zero rows and columns on each side."""
+    return jnp.pad(x, ((0, 0), (width, width), (width, width), (0, 0)))
+
+  @staticmethod
+  def crop(x: jax.Array, rows: tuple[int, int], cols: tuple[int, int]) -> jax.Array:
+    """x without (first, last) `rows` and `cols`."""
+    height, width = x.shape[1:3]
+    return x[:, rows[0] : height - rows[1], cols[0] : width - cols[1]]
+
+  @staticmethod
+  def channel_dot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Per-position dot product over the channels, as one channel, in at least float32."""
+    dtype = jnp.promote_types(a.dtype, jnp.float32)
+    return jnp.sum(a * b, axis=-1, keepdims=True, dtype=dtype)
+
+  @staticmethod
+  def concat(xs: list[jax.Array]) -> jax.Array:
+    return jnp.concatenate(xs, axis=-1)
+
+  @staticmethod
+  def softmax(x: jax.Array) -> jax.Array:
+    return jax.nn.softmax(x, axis=-1)
+
+  @staticmethod
+  def channel(x: jax.Array, index: int) -> jax.Array:
+    return x[..., index : index + 1]
+
+  @staticmethod
+  def scale(weight: jax.Array, x: jax.Array) -> jax.Array:
+    """x times the one-channel `weight`, in x's dtype."""
+    return weight.astype(x.dtype) * x
+
+  @staticmethod
+  def add(a: jax.Array, b: jax.Array) -> jax.Array:
+    return a + b
 
 
 def _check(query: jax.Array, key: jax.Array, patch_size: int) -> None:
@@ -24,16 +73,36 @@ def _check(query: jax.Array, key: jax.Array, patch_size: int) -> None:
     raise ValueError(f"ssa: patch_size must be a positive odd integer, got {patch_size}")
 
 
-def _views(x: jax.Array, patch_size: int) -> list[jax.Array]:
-  """The R^2 views x(p + d), d in [-R//2, R//2]^2 row-major, zero outside; each (B,H,W,C)."""
-  half = patch_size // 2
-  height, width = x.shape[1:3]
-  padded = jnp.pad(x, ((0, 0), (half, half), (half, half), (0, 0)))
+def _views(xp: Any, x: Any, patch_size: int) -> list[Any]:
+  """The R^2 views x(p + d), d in [-R//2, R//2]^2 row-major, zero outside; each shaped as x."""
+  padded = xp.zero_pad(x, patch_size // 2)
+  last = patch_size - 1
   return [
-    padded[:, dy : dy + height, dx : dx + width]
+    xp.crop(padded, (dy, last - dy), (dx, last - dx))
     for dy in range(patch_size)
     for dx in range(patch_size)
   ]
+
+
+def _logits(xp: Any, query: Any, views: list[Any]) -> Any:
+  """The R^2 dot products <query, view_d> as channels, in at least float32."""
+  return xp.concat([xp.channel_dot(query, v) for v in views])
+
+
+def _weighted_sum(xp: Any, weights: Any, views: list[Any]) -> Any:
+  """sum_d weights_d * view_d, weights_d the d-th channel of `weights`."""
+  out = None
+  for i, v in enumerate(views):
+    term = xp.scale(xp.channel(weights, i), v)
+    out = term if out is None else xp.add(out, term)
+  return out
+
+
+def ssa_forward(xp: Any, query: Any, key: Any, patch_size: int) -> tuple[Any, Any]:
+  """SSA's output and its softmax over the R^2 offsets (as channels), in vocabulary `xp`."""
+  views = _views(xp, key, patch_size)
+  probs = xp.softmax(_logits(xp, query, views))
+  return _weighted_sum(xp, probs, views), probs
 
 
 def _unshift_sum(terms: list[jax.Array], patch_size: int) -> jax.Array:
@@ -50,42 +119,22 @@ def _unshift_sum(terms: list[jax.Array], patch_size: int) -> jax.Array:
   return total
 
 
-def _logits(query: jax.Array, views: list[jax.Array]) -> jax.Array:
-  """(B,H,W,R^2) dot products, accumulated in at least float32."""
-  dtype = jnp.promote_types(query.dtype, jnp.float32)
-  return jnp.stack([jnp.sum(query * v, axis=-1, dtype=dtype) for v in views], axis=-1)
-
-
-def _weighted_sum(weights: jax.Array, views: list[jax.Array]) -> jax.Array:
-  out = None
-  for i, v in enumerate(views):
-    term = weights[..., i : i + 1].astype(v.dtype) * v
-    out = term if out is None else out + term
-  return out
-
-
-def _ssa_forward(query: jax.Array, key: jax.Array, patch_size: int):
-  views = _views(key, patch_size)
-  probs = jax.nn.softmax(_logits(query, views), axis=-1)
-  return _weighted_sum(probs, views), probs
-
-
 def _make_ssa(patch_size: int):
   @jax.custom_vjp
   def op(query, key):
-    return _ssa_forward(query, key, patch_size)[0]
+    return ssa_forward(_JaxArrays, query, key, patch_size)[0]
 
   def fwd(query, key):
-    out, probs = _ssa_forward(query, key, patch_size)
+    out, probs = ssa_forward(_JaxArrays, query, key, patch_size)
     return out, (query, key, probs)
 
   def bwd(residuals, grad_out):
     query, key, probs = residuals
-    views = _views(key, patch_size)
+    views = _views(_JaxArrays, key, patch_size)
     # d loss / d probs_d = <g, k(p+d)>; softmax backward gives the logit gradients.
-    grad_probs = _logits(grad_out, views)
+    grad_probs = _logits(_JaxArrays, grad_out, views)
     grad_logits = probs * (grad_probs - jnp.sum(probs * grad_probs, axis=-1, keepdims=True))
-    grad_query = _weighted_sum(grad_logits, views).astype(query.dtype)
+    grad_query = _weighted_sum(_JaxArrays, grad_logits, views).astype(query.dtype)
     # k(p+d) receives probs_d(p) * g(p) (value path) + grad_logits_d(p) * q(p) (logit path).
     terms = [
       probs[..., i : i + 1].astype(key.dtype) * grad_out
