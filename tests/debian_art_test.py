@@ -48,7 +48,7 @@ def character(ring: bool) -> bytes:
   else:
     rgba[12:52, 12:52, :3] = noise(40, 40, 3)
     rgba[12:52, 12:52, 3] = 255
-  return encode(rgba, "WEBP", lossless=True)
+  return encode(rgba, "WEBP", lossless=True, method=0)
 
 
 def flat_gif() -> bytes:
@@ -68,9 +68,9 @@ def fake_packages() -> dict[str, dict[str, bytes]]:
       f"{GCOMPRIS}/geography/resource/map.svg": SCENE_SVG,
       f"{GCOMPRIS}/lang/resource/words_sample/cat.webp": character(ring=False),
       f"{GCOMPRIS}/lang/resource/words_sample/ring.webp": character(ring=True),
-      f"{GCOMPRIS}/erase/resource/photo.webp": encode(noise(260, 300, 1), "WEBP", lossless=True),
+      f"{GCOMPRIS}/erase/resource/photo.webp": encode(noise(260, 300, 1), "WEBP", method=0),
       f"{GCOMPRIS}/clickgame/resource/fish.webp": encode(noise(40, 100, 2), "WEBP"),
-      f"{GCOMPRIS}/erase/resource/README": b"Copyright: someone\nLicense: CC0-1.0\nFiles:\n"
+      f"{GCOMPRIS}/erase/resource/README": b"Copyright: someone\nLicense: Public Domain\nFiles:\n"
       b"photo.webp\n\nCopyright: x\nLicense: CC-BY-SA 4.0\nFiles: other.webp\n",
     }
   )
@@ -138,7 +138,7 @@ def ar(members: dict[str, bytes]) -> bytes:
 def write_debs(packages: dict, folder) -> None:
   for name, files in packages.items():
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w:xz", preset=0) as tar:
       for path, data in files.items():
         info = tarfile.TarInfo(f"./{path}")
         info.size = len(data)
@@ -210,7 +210,7 @@ def test_categories_and_drops(built):
 def test_licences_from_readme_and_copyright_files(built):
   rows = built[2]
   licence = {r["path"].rsplit("/", 1)[-1]: r["licence"] for r in rows}
-  assert licence["photo.webp"] == "CC0-1.0"  # gcompris' README beside the file
+  assert licence["photo.webp"] == "public-domain"  # gcompris' README beside the file
   assert licence["scene.svg"] == "CC-BY-SA-4.0"  # the last matching Files stanza
   assert licence["cat.webp"] == "GPL-3+"
   assert licence["flat.gif"] == "CC-BY-SA-3.0"
@@ -261,6 +261,21 @@ def test_copyright_parsing_last_match_wins():
   assert debian_packages.licence_for(stanzas, "data/b.png") == "MIT"
   assert debian_packages.licence_for(stanzas, "data/c.png") == "GPL-2"
   assert debian_packages.parse_copyright("plain text\n") is None
+
+
+@pytest.mark.parametrize(
+  ("text", "name"),
+  [
+    ("CC-BY-SA 4.0", "CC-BY-SA-4.0"),
+    ("CC BY 2.0", "CC-BY-2.0"),
+    ("Public Domain", "public-domain"),
+    ("public-domain", "public-domain"),
+    ("GPLv3", "GPL-3"),
+    ("CC0-1.0", "CC0-1.0"),
+  ],
+)
+def test_licence_names(text, name):
+  assert debian_art.licence_name(text) == name
 
 
 def test_heldout_is_deterministic_and_never_empty():

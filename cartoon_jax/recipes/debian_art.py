@@ -212,6 +212,16 @@ def decode_source(candidate: Candidate, size: int) -> tuple[np.ndarray | None, s
 # Sources and their licences.
 
 
+def licence_name(text: str) -> str:
+  """gcompris' free-form licence names in SPDX-like spelling: 'CC-BY-SA 4.0' -> 'CC-BY-SA-4.0',
+  'Public Domain' -> 'public-domain', 'GPLv3' -> 'GPL-3'."""
+  text = re.sub(r"\s+", " ", text.strip())
+  if text.lower().replace("-", " ") == "public domain":
+    return "public-domain"
+  text = re.sub(r"^GPLv(\d)", r"GPL-\1", text)
+  return re.sub(r"^(CC[- ][A-Z-]+?) (\d\.\d)$", lambda m: f"{m[1].replace(' ', '-')}-{m[2]}", text)
+
+
 def gcompris_readme_licences(entries: dict[str, bytes]) -> dict[str, str]:
   """Licence per entry path from gcompris' README files (blocks of License:/Files: lines)."""
   found = {}
@@ -224,7 +234,7 @@ def gcompris_readme_licences(entries: dict[str, bytes]) -> dict[str, str]:
       for line in block.splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() in ("license", "licence") and value.strip():
-          licence, in_files = value.strip(), False
+          licence, in_files = licence_name(value), False
         elif key.strip().lower() == "files":
           files += value.split()
           in_files = True
@@ -428,6 +438,9 @@ def build(
     with open(os.path.join(tmp, "summary.json"), "w") as f:
       json.dump(summary, f, indent=1, sort_keys=True)
       f.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the dataset from other users
     _swap_in(tmp, dst, parent)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
