@@ -81,6 +81,7 @@ def fake_packages() -> dict[str, dict[str, bytes]]:
   return {
     "gcompris-qt-data": {
       f"{share}/gcompris-qt/rcc/town.rcc": bundle,
+      f"{share}/gcompris-qt/rcc/zz_damaged.rcc": bundle[:40],
       f"{share}/doc/gcompris-qt-data/copyright": copyright_gpl
       + b"\nFiles: src/activities/town/*\nCopyright: y\nLicense: CC-BY-SA-4.0\n",
     },
@@ -201,10 +202,14 @@ def test_categories_and_drops(built):
   assert reasons["fog.png"].startswith("a layer on transparency")
   assert reasons["dark.png"].startswith("dark layer")
   assert reasons["sky.png"].startswith("fog or gradient")
-  assert summary["failed"] == []
+  # A damaged bundle is listed; the run goes on.
+  [failed] = summary["failed"]
+  assert failed["source"] == "gcompris-qt-data:usr/share/gcompris-qt/rcc/zz_damaged.rcc"
+  assert failed["error"].startswith("RccError: truncated bundle: node 0")
   # hills (80x40) and Dune (100x40) give crops spread along the long side; every crop is 32x32.
   assert sum(r["path"].endswith("hills.png") for r in rows) == 2
   assert "scene/train" in result.stdout or "scene/heldout" in result.stdout
+  assert "zz_damaged.rcc: RccError: truncated bundle" in result.stderr
 
 
 def test_licences_from_readme_and_copyright_files(built):

@@ -81,6 +81,7 @@ class Candidate:
   data: bytes
   licence: str
   rule: str  # gcompris-scene, character, gcompris-photo, scratch, supertux, photo
+  error: str = ""  # why the file could not be read (it is listed as failed)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -267,7 +268,11 @@ def gcompris_candidates(package: debian_packages.Package) -> Iterator[Candidate]
   for bundle in package.list(RCC_FOLDER):
     if not bundle.endswith(".rcc"):
       continue
-    entries = dict(qt_rcc.iter_entries(package.read(bundle)))
+    try:
+      entries = dict(qt_rcc.iter_entries(package.read(bundle)))
+    except qt_rcc.RccError as e:
+      yield Candidate(package.name, bundle, b"", "", "", error=f"RccError: {e}")
+      continue
     readme = gcompris_readme_licences(entries)
     for entry, data in entries.items():
       rule = _gcompris_rule(entry)
@@ -383,6 +388,9 @@ def build(
       for candidate in candidates(opened[name]):
         bar.update()
         key = f"{candidate.package}:{candidate.path}"
+        if candidate.error:
+          failed.append({"source": key, "error": candidate.error})
+          continue
         try:
           rgba, category, reason = decode_source(candidate, size)
         except Exception as e:  # noqa: BLE001  every unreadable file is listed, none stops the run
