@@ -254,6 +254,7 @@ def test_missing_package_is_one_error_line(tmp_path, capsys):
   assert main(["--recipe", "debian-art", str(tmp_path / "out"), "--packages", str(tmp_path)]) == 1
   err = capsys.readouterr().err.strip()
   assert err.startswith("cartoon-jax prepare: error: package gcompris-qt-data not found in ")
+  assert err.endswith(f"; get the packages with: {debian_art.APT_LINE}")
   assert len(err.splitlines()) == 1
   assert not os.path.exists(tmp_path / "out")
 
@@ -289,3 +290,14 @@ def test_heldout_is_deterministic_and_never_empty():
   assert len(debian_art.heldout_sources(keys, 0.1)) == 2
   assert len(debian_art.heldout_sources(keys[:3], 0.1)) == 1
   assert debian_art.heldout_sources(keys, 0.0) == set()
+
+
+def test_help_gives_the_apt_get_line(capsys):
+  from cartoon_jax import cli
+
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(["prepare", "--recipe", "debian-art", "--help"])
+  assert exit_.value.code == 0
+  out = " ".join(capsys.readouterr().out.replace("\\\n", " ").split())
+  assert out.startswith("usage: cartoon-jax prepare ")
+  assert debian_art.APT_LINE in out and "dpkg-deb -x" in out and "--packages" in out

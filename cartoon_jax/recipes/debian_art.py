@@ -370,10 +370,13 @@ def build(
     raise ValueError(f"heldout fraction must be in [0, 1), got {heldout_fraction}")
   if not os.path.isdir(packages):
     raise FileNotFoundError(f"packages folder not found: {packages}")
-  opened = {
-    name: debian_packages.Package(name, packages, prefixes)
-    for name, (prefixes, _) in SOURCES.items()
-  }
+  try:
+    opened = {
+      name: debian_packages.Package(name, packages, prefixes)
+      for name, (prefixes, _) in SOURCES.items()
+    }
+  except debian_packages.PackageError as e:
+    raise debian_packages.PackageError(f"{e}; get the packages with: {APT_LINE}") from None
   dst = os.path.abspath(dst)
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
