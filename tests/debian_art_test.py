@@ -172,7 +172,9 @@ def built(tmp_path_factory):
     cwd=ROOT, capture_output=True, text=True, timeout=120,
   )  # fmt: skip
   assert result.returncode == 0, result.stderr
-  debian_art.build(base / "from_debs", packages=str(base / "debs"), size=32, heldout_fraction=0.5)
+  debian_art.build(
+    base / "from_debs", packages=str(base / "debs"), size=32, heldout_fraction=0.5, progress=False
+  )
   with open(base / "out" / "manifest.csv") as f:
     rows = list(csv.DictReader(f))
   with open(base / "out" / "summary.json") as f:
