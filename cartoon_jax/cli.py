@@ -6,6 +6,7 @@
   cartoon-jax evaluate {warping,fid,table,figures} ...
   cartoon-jax convert --kind KIND SRC DST
   cartoon-jax prepare SRC DST --image-size 256
+  cartoon-jax prepare --recipe debian-art DST [--packages DEBS]
 
 `cartoon-jax COMMAND --help` describes each. Errors are one line, `cartoon-jax COMMAND: error: ...`;
 the exit status is 0 on success, 1 when the command failed, 2 when the command line is wrong.
@@ -28,7 +29,7 @@ COMMANDS = {
   "export": "write a trained generator as .npz and/or ONNX",
   "evaluate": "warping error, FID, the paper's tables and figures",
   "convert": "convert weight files (VGG, Inception, the authors' generator) to .npz",
-  "prepare": "convert a dataset folder to ArrayRecord shards",
+  "prepare": "convert a dataset folder to ArrayRecord shards, or build one (--recipe)",
 }
 
 
@@ -119,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cartoon_jax.weights.__main__ import main as weights_main
 
     return weights_main(["convert", *rest], prog="cartoon-jax")
+  elif command == "prepare" and any(a.split("=")[0] == "--recipe" for a in rest):
+    from cartoon_jax.recipes.__main__ import main as run
   elif command == "prepare":
     from cartoon_jax.prepare import main as run
   else:

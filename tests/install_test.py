@@ -33,7 +33,13 @@ def installed(tmp_path_factory):
   source = tmp / "source"
   shutil.copytree(os.path.join(ROOT, "cartoon_jax"), source / "cartoon_jax",
                   ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-  for name in ("pyproject.toml", "README.md", "requirements.txt", "requirements-onnx.txt"):
+  for name in (
+    "pyproject.toml",
+    "README.md",
+    "requirements.txt",
+    "requirements-onnx.txt",
+    "requirements-data.txt",
+  ):
     shutil.copy(os.path.join(ROOT, name), source / name)
   build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
   subprocess.run([*build, "-w", str(tmp / "dist"), str(source)], check=True, timeout=600)

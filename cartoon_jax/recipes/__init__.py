@@ -1,0 +1,1 @@
+"""Dataset recipes: training datasets built from files that packages ship (`prepare --recipe`)."""
