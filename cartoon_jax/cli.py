@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cartoon_jax import __version__
+from cartoon_jax import __version__, fileio
 
 COMMANDS = {
   "train": "train a generator from a packaged config or a config file",
@@ -59,10 +59,8 @@ def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int
   if args.npz and args.onnx and os.path.abspath(args.npz) == os.path.abspath(args.onnx):
     parser.error("--npz and --onnx name the same file")
   try:
-    from cartoon_jax import images
-
     for path in outputs:
-      images.check_output(path, overwrite=args.overwrite)
+      fileio.check_output(path, overwrite=args.overwrite)
     if args.onnx:
       from cartoon_jax import onnx_export
 
@@ -71,7 +69,7 @@ def export_main(argv: Sequence[str], *, prog: str = "cartoon-jax export") -> int
 
     generator = generator_io.load(args.source)
     with contextlib.ExitStack() as stack:  # temporary files, renamed when all are written
-      temp = {path: stack.enter_context(images.atomic_output(path)) for path in outputs}
+      temp = {path: stack.enter_context(fileio.atomic_output(path)) for path in outputs}
       if args.npz:
         generator_io.save(
           generator.variables["params"], generator.settings, temp[args.npz], step=generator.step

@@ -45,7 +45,7 @@ import jax
 import numpy as np
 from absl import flags
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 
 DOMAINS = ("scenery_photo", "scenery_cartoon", "face_photo", "face_cartoon")
 SHARDS_MANIFEST = "dataset.json"
@@ -80,7 +80,7 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 def to_unit_range(image: np.ndarray) -> np.ndarray:
   """uint8/uint16/float [0, 1] image -> float32 in [-1, 1]."""
   if image.dtype == np.uint8:
-    return image.astype(np.float32) / 127.5 - 1.0
+    return fileio.to_model_range(image)
   if image.dtype == np.uint16:
     return image.astype(np.float32) / 32767.5 - 1.0
   return image.astype(np.float32) * 2.0 - 1.0

@@ -26,7 +26,7 @@ import numpy as np
 import tqdm
 from array_record.python import array_record_module
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 from cartoon_jax import input_pipeline as ip
 
 _CHUNK = 64
@@ -120,8 +120,8 @@ def prepare(
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
   parent = os.path.dirname(dst)
-  images.check_folder(parent, what=dst)
-  created = images.make_parents(dst)
+  fileio.check_folder(parent, what=dst)
+  created = fileio.make_parents(dst)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:
     manifest = {
@@ -159,7 +159,7 @@ def prepare(
       os.rename(tmp, dst)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
-    images.remove_empty(created)
+    fileio.remove_empty(created)
     raise
   return manifest
 

@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 
 from cartoon_jax import cartoonize as cz
-from cartoon_jax import export, generator_io, images, video_io
+from cartoon_jax import fileio, generator_io, images, video_io
 from cartoon_jax.cartoonize import __main__ as cli
 from cartoon_jax.cartoonize import engine
 from cartoon_jax.models.generator import SSAGenerator
@@ -56,7 +56,7 @@ def cartoonizer(variables):
 @pytest.fixture(scope="module")
 def params_npz(tmp_path_factory, variables):
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables, path, meta=generator_io.export_meta(TINY))
+  fileio.save_params(variables, path, meta=generator_io.export_meta(TINY))
   return path
 
 

@@ -23,8 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cartoon_jax import images
-from cartoon_jax.evaluate import frames as frames_lib
+from cartoon_jax import fileio, images
 
 
 def _log(message: str) -> None:
@@ -79,7 +78,7 @@ def cmd_warping(args: argparse.Namespace) -> int:
   from cartoon_jax.evaluate.warping import evaluate_paths
 
   if args.json:
-    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+    fileio.check_output(args.json, overwrite=args.overwrite)
   outputs = {args.name: args.output} if args.output else {}
   result = evaluate_paths(
     args.source,
@@ -99,7 +98,7 @@ def cmd_warping(args: argparse.Namespace) -> int:
   for name, v in result["overall"].items():
     say(f"{'overall':24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
   if args.json:
-    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    fileio.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
   else:
     print(json.dumps(result, indent=2))
@@ -110,9 +109,9 @@ def cmd_fid(args: argparse.Namespace) -> int:
   from cartoon_jax.evaluate import fid
 
   if args.json:
-    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+    fileio.check_output(args.json, overwrite=args.overwrite)
   if args.save_stats:
-    frames_lib.check_new_file(args.save_stats, overwrite=args.overwrite)
+    fileio.check_output(args.save_stats, overwrite=args.overwrite)
   for path in [args.generated, *args.reference]:
     if not (path.endswith(".npz") and os.path.isfile(path)):
       images.list_images(path)  # a clear error for a missing folder, before loading
@@ -135,7 +134,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     fid.save_stats(args.save_stats, mu, sigma, count)
     print(f"wrote {args.save_stats}")
   if args.json:
-    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    fileio.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
   return 0
 
@@ -151,7 +150,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
   from cartoon_jax.evaluate import figures
 
-  frames_lib.check_new_file(args.out, overwrite=args.overwrite)
+  fileio.check_output(args.out, overwrite=args.overwrite)
   if args.figure == "warping-heatmap":
     image = figures.heatmap_from_paths(
       args.source,

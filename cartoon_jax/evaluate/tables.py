@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 from cartoon_jax.evaluate import frames as frames_lib
 
 SOURCE_ROW = "Source Video"
@@ -171,7 +171,7 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
     raise ValueError(f"run names must be unique, got {names}; use NAME=RUN")
   out_files = [f"{spec.out}_table{t}.{ext}" for t in (1, 2) for ext in ("md", "csv")]
   for path in out_files:
-    frames_lib.check_new_file(path, overwrite=spec.overwrite)
+    fileio.check_output(path, overwrite=spec.overwrite)
   workdir = spec.workdir or f"{spec.out}_eval"
   os.makedirs(workdir, exist_ok=True)
 
@@ -212,7 +212,7 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
       marker = os.path.join(run_dir, "outputs.json")
       fresh = spec.overwrite or _read_json(marker).get("weights") != fingerprint
       if fresh:
-        frames_lib.write_json(marker, {"weights": fingerprint}, overwrite=True)
+        fileio.write_json(marker, {"weights": fingerprint}, overwrite=True)
     if spec.photos:
       if cached.get("fid", {}).get("settings") == fid_settings:
         entry["fid"] = cached["fid"]
@@ -278,18 +278,16 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
         }
       if need_source:
         cached_source = {"settings": warp_settings, **result["overall"]["source"]}
-        frames_lib.write_json(source_cache, cached_source, overwrite=True)
+        fileio.write_json(source_cache, cached_source, overwrite=True)
     source_entry = cached_source
   for name, _, _ in runs:
-    frames_lib.write_json(
-      os.path.join(workdir, name, "metrics.json"), metrics[name], overwrite=True
-    )
+    fileio.write_json(os.path.join(workdir, name, "metrics.json"), metrics[name], overwrite=True)
 
   tables = render(
     names, metrics, source_entry, spec=spec, backend=backend, num_sequences=_num_sequences(spec)
   )
   for path, text in zip(out_files, tables, strict=True):
-    frames_lib.write_text(path, text, overwrite=spec.overwrite)
+    fileio.write_text(path, text, overwrite=spec.overwrite)
     log(f"wrote {path}")
   return {"runs": metrics, "source": source_entry}
 

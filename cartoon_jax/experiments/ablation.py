@@ -150,7 +150,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
   """Trains (or resumes, or finds finished) every run; {run name: its exported generator}."""
   import jax
 
-  from cartoon_jax import export, train
+  from cartoon_jax import fileio, train
 
   # As many devices as split the batch evenly (all of them where the batch allows).
   devices = jax.devices()[: math.gcd(plan.batch, jax.device_count())]
@@ -163,7 +163,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
     total = config.train.pretrain_steps + config.train.steps
     # A finished run is known by its export alone, so results committed without their checkpoints
     # (docs/results/) are reused as they are.
-    if not (os.path.isfile(path) and export.load_meta(path).get("step") == total):
+    if not (os.path.isfile(path) and fileio.load_meta(path).get("step") == total):
       start = time.perf_counter()
       outputs = train.train_and_evaluate(config, workdir, devices=devices)
       if "exported generator" not in outputs:  # SIGTERM: checkpointed at the current step
@@ -186,7 +186,7 @@ def _read_json(path: str) -> Any:
 
 
 def _write_json(path: str, data: Any) -> None:
-  from cartoon_jax.evaluate.frames import write_json
+  from cartoon_jax.fileio import write_json
 
   write_json(path, data, overwrite=True)
 
@@ -194,10 +194,10 @@ def _write_json(path: str, data: Any) -> None:
 def cartoonize_clips(generator: str, clips: dict[str, str], dst: str) -> dict[str, str]:
   """Every clip's frames through the generator .npz into dst/<clip>/; reused when dst holds the
   same generator's complete output of the same clips (dst/done.json names them)."""
-  from cartoon_jax import export, images
+  from cartoon_jax import fileio, images
   from cartoon_jax.cartoonize import Cartoonizer
 
-  meta = export.load_meta(generator)
+  meta = fileio.load_meta(generator)
   stamp = {
     "generator": os.path.abspath(generator),
     "step": meta.get("step"),
@@ -478,7 +478,7 @@ def curves(out: str, names: Sequence[str], path: str) -> None:
 
 def report(plan: Plan, out: str, results: dict, names: Sequence[str], command: str) -> None:
   """OUT/results.json, results.md, figure.png and curves.png."""
-  from cartoon_jax import images
+  from cartoon_jax import fileio, images
 
   results = {**results, "pmc_effect": pmc_effect(results, names)}
   _write_json(
@@ -486,7 +486,7 @@ def report(plan: Plan, out: str, results: dict, names: Sequence[str], command: s
     {"plan": dataclasses.asdict(plan), "command": command, **results},
   )
   markdown = render_markdown(plan, results, names, command)
-  images.atomic_write(os.path.join(out, "results.md"), markdown.encode())
+  fileio.atomic_write(os.path.join(out, "results.md"), markdown.encode())
   images.write_image(os.path.join(out, "figure.png"), figure(plan, out, names, frame=10))
   curves(out, names, os.path.join(out, "curves.png"))
 

@@ -18,9 +18,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import export, generator_io, images
-from cartoon_jax.weights import check, pretrained_vgg16_path, readers
+from cartoon_jax import fileio, generator_io
 from cartoon_jax.weights import convert as conv
+from cartoon_jax.weights import pretrained_vgg16_path, readers
 
 KINDS = (
   "caffe_vgg19",
@@ -71,8 +71,8 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
     raise ValueError(f"{src}: {e}") from None
   if model is not None:  # the LPIPS heads are checked by their converter
     checked = {k: v for k, v in variables.items() if k != "lpips"}
-    check(checked, like=_like(model), source=f"{src} ({kind})")
-  export.save_params(variables, dst, meta=meta)
+    fileio.check_tree(checked, like=_like(model), source=f"{src} ({kind})")
+  fileio.save_params(variables, dst, meta=meta)
   return meta
 
 
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax") -> int
       return 0
     if not os.path.exists(src):  # the input is named before the outputs are checked
       raise FileNotFoundError(f"no such file: {src}")
-    images.check_output(dst, overwrite=args.overwrite)
+    fileio.check_output(dst, overwrite=args.overwrite)
     meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
     print(f"{p.prog}: error: {e}", file=sys.stderr)
