@@ -24,7 +24,6 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -89,13 +88,6 @@ def _weights_fingerprint(path: str) -> str:
   if os.path.isfile(path):
     return _fingerprint_files([path])
   return _fingerprint_files(sorted(os.path.join(r, n) for r, _, ns in os.walk(path) for n in ns))
-
-
-def _read_json(path: str) -> dict[str, Any]:
-  if not os.path.isfile(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
 
 
 class _Generator:
@@ -201,7 +193,7 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
     run_dir = os.path.join(workdir, name)
     cache_path = os.path.join(run_dir, "metrics.json")
     fingerprint = _weights_fingerprint(path)  # weights file/workdir, or the outputs' files
-    cached = {} if spec.overwrite else _read_json(cache_path)
+    cached = {} if spec.overwrite else fileio.read_json(cache_path, missing_ok=True)
     if cached.get("weights") != fingerprint:
       cached = {}
     entry = {"weights": fingerprint, "path": os.path.abspath(path), "kind": kind}
@@ -210,7 +202,9 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
     if generate is not None:
       # Outputs of other weights in run_dir are remade; an interrupted run's are kept.
       marker = os.path.join(run_dir, "outputs.json")
-      fresh = spec.overwrite or _read_json(marker).get("weights") != fingerprint
+      fresh = (
+        spec.overwrite or fileio.read_json(marker, missing_ok=True).get("weights") != fingerprint
+      )
       if fresh:
         fileio.write_json(marker, {"weights": fingerprint}, overwrite=True)
     if spec.photos:
@@ -257,7 +251,7 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
   source_cache = os.path.join(workdir, "source_video.json")
   source_entry = None
   if spec.videos:
-    cached_source = {} if spec.overwrite else _read_json(source_cache)
+    cached_source = {} if spec.overwrite else fileio.read_json(source_cache, missing_ok=True)
     need_source = cached_source.get("settings") != warp_settings
     if needs_warping or need_source:
       log(f"warping error ({backend.name} flow) of {sorted(needs_warping)}")
