@@ -12,14 +12,11 @@ Unreadable files are skipped and listed at the end. Missing parent folders of DS
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import json
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -162,59 +159,3 @@ def prepare(
     fileio.remove_empty(created)
     raise
   return manifest
-
-
-def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax prepare") -> int:
-  parser = argparse.ArgumentParser(
-    prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
-  parser.add_argument("src", help="dataset folder (scenery_photo/, scenery_cartoon/, ...)")
-  parser.add_argument("dst", help="output folder for the shards (must not exist; --overwrite)")
-  parser.add_argument("--image-size", type=int, required=True, help="short side after resizing")
-  crop = parser.add_mutually_exclusive_group()
-  crop.add_argument(
-    "--center-crop", dest="keep_aspect", action="store_false", help="square crop (default)"
-  )
-  crop.add_argument(
-    "--keep-aspect", dest="keep_aspect", action="store_true", help="no crop: keep the aspect ratio"
-  )
-  # Both flags write keep_aspect and argparse takes the first one's default (True for
-  # store_false): state the default once, here.
-  parser.set_defaults(keep_aspect=False)
-  parser.add_argument(
-    "--format", choices=("png", "jpeg"), default="png", help="image encoding (default: png)"
-  )
-  parser.add_argument("--jpeg-quality", type=int, default=95, help="with --format jpeg (95)")
-  parser.add_argument(
-    "--images-per-shard", type=int, default=1000, help="images per shard file (default 1000)"
-  )
-  parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cpus)")
-  parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-  args = parser.parse_args(argv)
-  try:
-    manifest = prepare(
-      args.src,
-      args.dst,
-      image_size=args.image_size,
-      keep_aspect=args.keep_aspect,
-      encoding=args.format,
-      quality=args.jpeg_quality,
-      images_per_shard=args.images_per_shard,
-      workers=args.workers,
-      overwrite=args.overwrite,
-    )
-  except (OSError, ValueError) as e:
-    print(f"{prog}: error: {e}", file=sys.stderr)
-    return 1
-  for domain, info in manifest["domains"].items():
-    print(f"{domain}: {info['num_images']} images in {len(info['shards'])} shard(s)")
-  if manifest["skipped"]:
-    print(f"skipped {len(manifest['skipped'])} unreadable file(s):", file=sys.stderr)
-    for item in manifest["skipped"]:
-      print(f"  {item['path']}: {item['error']}", file=sys.stderr)
-  print(f"wrote {os.path.abspath(args.dst)}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

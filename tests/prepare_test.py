@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from array_record.python import array_record_module
 
-from cartoon_jax import images, prepare
+from cartoon_jax import cli, images, prepare
 from cartoon_jax import input_pipeline as ip
 
 SHAPES = [(20, 30), (30, 20), (17, 17), (9, 14), (24, 24)]  # incl. one smaller than the size
@@ -103,7 +103,7 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
 def test_cli_crop_flags_and_default_on_a_non_square_image(tmp_path, flags, want):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})  # 20x30 cartoon
   dst = tmp_path / "shards"
-  assert prepare.main([src, str(dst), "--image-size", "10", *flags]) == 0
+  assert cli.prepare_main([src, str(dst), "--image-size", "10", *flags]) == 0
   manifest = json.loads((dst / "dataset.json").read_text())
   assert manifest["resize"] == want
   (record,) = read_records(str(dst / manifest["domains"]["scenery_cartoon"]["shards"][0]))
@@ -132,7 +132,7 @@ def test_cli_skips_and_lists_unreadable_files(tmp_path, capsys):
   empty = os.path.join(src, "scenery_cartoon", "empty.png")
   open(empty, "wb").close()
   dst = str(tmp_path / "shards")
-  assert prepare.main([src, dst, "--image-size", "8"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 0
   out, err = capsys.readouterr()
   assert "scenery_photo: 5 images in 1 shard(s)" in out and "scenery_cartoon: 2 images" in out
   assert "skipped 2 unreadable file(s)" in err and bad in err and empty in err
@@ -142,10 +142,10 @@ def test_cli_skips_and_lists_unreadable_files(tmp_path, capsys):
 
 def test_cli_errors_name_the_folder_and_leave_nothing_behind(tmp_path, capsys):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1})
-  assert prepare.main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
   assert "scenery_cartoon does not exist" in capsys.readouterr().err
   os.makedirs(os.path.join(src, "scenery_cartoon"))
-  assert prepare.main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
   assert "scenery_cartoon holds no readable image files" in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path)) == ["src"]
 
@@ -153,10 +153,10 @@ def test_cli_errors_name_the_folder_and_leave_nothing_behind(tmp_path, capsys):
 def test_existing_destination_needs_overwrite(tmp_path, capsys):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})
   dst = str(tmp_path / "shards")
-  assert prepare.main([src, dst, "--image-size", "8"]) == 0
-  assert prepare.main([src, dst, "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 1
   assert "exists" in capsys.readouterr().err
-  assert prepare.main([src, dst, "--image-size", "6", "--overwrite"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "6", "--overwrite"]) == 0
   with open(os.path.join(dst, "dataset.json")) as f:
     assert json.load(f)["image_size"] == 6
   assert sorted(os.listdir(tmp_path)) == ["shards", "src"]
