@@ -16,6 +16,7 @@ import tempfile
 import time
 
 import cv2
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -60,6 +61,7 @@ def main() -> None:
   parser.add_argument("--workers", type=int, default=0, help="grain worker processes")
   parser.add_argument("--large", type=int, default=1024, help="side of the enlarged JPEG copies")
   args = parser.parse_args()
+  flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags (--workers > 0)
   source = args.source or sample_data.ensure_sample_dataset()
   common = dict(
     image_size=args.image_size,

@@ -24,7 +24,7 @@ Unreadable files are replaced by the next readable file of their folder, logged 
 counted in "num_skipped" (distinct files seen so far, part of the iterator state).
 
 With worker_count > 0 grain starts worker processes: the launching script needs an
-`if __name__ == "__main__":` guard.
+`if __name__ == "__main__":` guard and absl's flags parsed (absl.app.run does it).
 """
 
 from __future__ import annotations
@@ -497,6 +497,13 @@ def create_dataset(
     raise ValueError(f"face_every must be 0 (no face batches) or >= 2, got {face_every}")
   if worker_count < 0:
     raise ValueError(f"worker_count must be >= 0, got {worker_count}")
+  if worker_count > 0 and not flags.FLAGS.is_parsed():
+    # grain 0.2.18 reads its absl flags when it starts workers (google/grain#1355, fixed
+    # upstream); parsing them is the entry point's part, as absl.app.run does for training.
+    raise RuntimeError(
+      "worker_count > 0 needs absl's flags parsed: run under absl.app.run, or call "
+      "absl.flags.FLAGS.mark_as_parsed() in the script's entry point"
+    )
   readers, skipped = open_source(source)
   if ("face_photo" in readers) != ("face_cartoon" in readers):
     logging.warning("%s: only one face folder present; training on scenery only", source)
@@ -527,10 +534,6 @@ def create_dataset(
     grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(_PREFETCH_BATCHES, threads))
   )
   if worker_count > 0:
-    # grain 0.2.18 reads an absl flag in its workers and fails when the script does not use
-    # absl.app (google/grain#1355, fixed upstream); the flag's default is what we want.
-    if not flags.FLAGS.is_parsed():
-      flags.FLAGS.mark_as_parsed()
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return _CountSkipped(ds, skipped)
 

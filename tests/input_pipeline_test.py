@@ -10,6 +10,7 @@ import cv2
 import jax
 import numpy as np
 import pytest
+from absl import flags
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -353,7 +354,24 @@ def test_tfds_source_with_a_stand_in_module(tmp_path, monkeypatch):
     make_iterator("tfds:cycle_gan/x")
 
 
+@pytest.fixture
+def absl_flags_parsed():
+  """What an entry point does before grain starts worker processes (absl.app.run parses them)."""
+  parsed = flags.FLAGS.is_parsed()
+  flags.FLAGS.mark_as_parsed()
+  yield
+  if not parsed:
+    flags.FLAGS.unparse_flags()
+
+
+def test_workers_need_the_entry_point_to_parse_absl_flags(tmp_path, monkeypatch):
+  monkeypatch.setattr(flags.FlagValues, "is_parsed", lambda self: False)
+  with pytest.raises(RuntimeError, match="absl.app.run, or call absl.flags.FLAGS.mark_as_parsed"):
+    make_iterator(str(tmp_path), worker_count=1)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("absl_flags_parsed")
 def test_worker_processes_give_the_same_batches(tmp_path):
   root = make_dataset(tmp_path, {"scenery_photo": 5, "scenery_cartoon": 3})
   kw = dict(random_crop=True, random_flip=True)
