@@ -21,6 +21,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cartoon_jax import (  # noqa: E402
+  data_sources,
   images,
   input_pipeline,
   prepare,  # noqa: E402
@@ -44,7 +45,7 @@ def batches_per_s(source: str, *, batches: int, **kwargs) -> float:
 
 def enlarged_copy(source: str, dst: str, size: int) -> None:
   """Writes every image of `source` resized to size x size as a JPEG into the same layout."""
-  for domain in input_pipeline.DOMAINS:
+  for domain in data_sources.DOMAINS:
     for path in images.list_images(os.path.join(source, domain)):
       out = os.path.join(dst, os.path.relpath(path, source))
       os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -23,17 +23,16 @@ import numpy as np
 import tqdm
 from array_record.python import array_record_module
 
-from cartoon_jax import fileio, images
-from cartoon_jax import input_pipeline as ip
+from cartoon_jax import data_sources, fileio, images
 
 _CHUNK = 64
 
 
 def process_image(path: str, *, image_size: int, keep_aspect: bool, encoding: str, quality: int):
   """Reads, resizes and encodes one image; returns (encoded bytes, height, width)."""
-  image = ip.resize_short_side(images.read_image(path, name_file=False), image_size)
+  image = data_sources.resize_short_side(images.read_image(path, name_file=False), image_size)
   if not keep_aspect:
-    image = ip.center_crop(image, image_size)
+    image = data_sources.center_crop(image, image_size)
   if image.dtype == np.float32:
     image = np.round(image * 65535).astype(np.uint16)
   if encoding == "jpeg":
@@ -79,7 +78,7 @@ def _convert_domain(
           )
         data, height, width = result
         meta = {"path": os.path.relpath(path, src), "height": height, "width": width}
-        writer.write(ip.encode_record(data, meta))
+        writer.write(data_sources.encode_record(data, meta))
         count += 1
   if writer is not None:
     writer.close()
@@ -110,7 +109,7 @@ def prepare(
     )
   if encoding not in ("png", "jpeg"):
     raise ValueError(f"format must be png or jpeg, got {encoding!r}")
-  for domain in ip.DOMAINS[:2]:
+  for domain in data_sources.DOMAINS[:2]:
     if not os.path.isdir(os.path.join(src, domain)):
       raise FileNotFoundError(f"dataset folder {os.path.join(src, domain)} does not exist")
   dst = os.path.abspath(dst)
@@ -122,7 +121,7 @@ def prepare(
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:
     manifest = {
-      "format": ip.SHARDS_FORMAT,
+      "format": data_sources.SHARDS_FORMAT,
       "version": 1,
       "image_size": image_size,
       "resize": "keep_aspect" if keep_aspect else "center_crop",
@@ -131,7 +130,7 @@ def prepare(
       "skipped": [],
     }
     kw = dict(image_size=image_size, keep_aspect=keep_aspect, encoding=encoding, quality=quality)
-    for domain in ip.DOMAINS:
+    for domain in data_sources.DOMAINS:
       if not os.path.isdir(os.path.join(src, domain)):
         continue
       info, skipped = _convert_domain(
@@ -145,7 +144,7 @@ def prepare(
       )
       manifest["domains"][domain] = info
       manifest["skipped"] += [{"path": p, "error": e} for p, e in skipped]
-    with open(os.path.join(tmp, ip.SHARDS_MANIFEST), "w") as f:
+    with open(os.path.join(tmp, data_sources.SHARDS_MANIFEST), "w") as f:
       json.dump(manifest, f, indent=2)
     if os.path.exists(dst):
       trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)

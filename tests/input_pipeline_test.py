@@ -14,8 +14,8 @@ from absl import flags
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from cartoon_jax import data_sources, sample_data
 from cartoon_jax import input_pipeline as ip
-from cartoon_jax import sample_data
 
 # Every test image is one flat colour: red = 10 + 20 * index, green = domain code, blue = 77, so
 # a batch row tells which file it came from, whatever the crop or flip.
@@ -257,26 +257,34 @@ def test_bad_files_are_skipped_counted_and_logged_once(tmp_path, caplog):
 
 
 def test_to_unit_range_maps_the_dtype_range_to_minus_one_one():
-  np.testing.assert_allclose(ip.to_unit_range(np.array([0, 65535], np.uint16)), [-1, 1])
-  np.testing.assert_allclose(ip.to_unit_range(np.array([0, 255], np.uint8)), [-1, 1])
+  np.testing.assert_allclose(data_sources.to_unit_range(np.array([0, 65535], np.uint16)), [-1, 1])
+  np.testing.assert_allclose(data_sources.to_unit_range(np.array([0, 255], np.uint8)), [-1, 1])
   np.testing.assert_allclose(
-    ip.to_unit_range(np.array([0.0, 0.25, 1.0], np.float32)), [-1, -0.5, 1]
+    data_sources.to_unit_range(np.array([0.0, 0.25, 1.0], np.float32)), [-1, -0.5, 1]
   )
 
 
 def test_fit_image_against_plain_slicing():
   image = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
-  out = ip.fit_image(image, size=6, random_crop=False, random_flip=False, fractions=(0, 0, 0))
+  out = data_sources.fit_image(
+    image, size=6, random_crop=False, random_flip=False, fractions=(0, 0, 0)
+  )
   np.testing.assert_array_equal(out, image[:, 2:8])
-  out = ip.fit_image(image, size=4, random_crop=True, random_flip=True, fractions=(0.99, 0.5, 0.2))
+  out = data_sources.fit_image(
+    image, size=4, random_crop=True, random_flip=True, fractions=(0.99, 0.5, 0.2)
+  )
   np.testing.assert_array_equal(out, image[2:6, 3:7][:, ::-1])
-  out = ip.fit_image(image, size=4, random_crop=True, random_flip=True, fractions=(0.0, 0.0, 0.7))
+  out = data_sources.fit_image(
+    image, size=4, random_crop=True, random_flip=True, fractions=(0.0, 0.0, 0.7)
+  )
   np.testing.assert_array_equal(out, image[0:4, 0:4])
-  out = ip.fit_image(image, size=3, random_crop=False, random_flip=False, fractions=(0, 0, 0))
+  out = data_sources.fit_image(
+    image, size=3, random_crop=False, random_flip=False, fractions=(0, 0, 0)
+  )
   assert out.shape == (3, 3, 3)  # short side resized down to 3, then the centre
   small = np.full((3, 5, 3), 40, np.uint8)
   for random_crop in (False, True):
-    out = ip.fit_image(
+    out = data_sources.fit_image(
       small, size=8, random_crop=random_crop, random_flip=False, fractions=(0.5, 0.5, 1)
     )
     assert out.shape == (8, 8, 3) and np.all(out == 40)  # resized up

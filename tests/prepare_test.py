@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from array_record.python import array_record_module
 
-from cartoon_jax import cli, images, prepare
+from cartoon_jax import cli, data_sources, images, prepare
 from cartoon_jax import input_pipeline as ip
 
 SHAPES = [(20, 30), (30, 20), (17, 17), (9, 14), (24, 24)]  # incl. one smaller than the size
@@ -71,9 +71,9 @@ def test_shard_layout_manifest_and_records(tmp_path):
   paths = images.list_images(os.path.join(src, "scenery_photo"))
   assert len(records) == len(paths)
   for record, path in zip(records, paths, strict=True):
-    meta, data = ip.decode_record(record)
+    meta, data = data_sources.decode_record(record)
     assert meta == {"path": os.path.relpath(path, src), "height": 16, "width": 16}
-    want = ip.center_crop(ip.resize_short_side(images.read_image(path), 16), 16)
+    want = data_sources.center_crop(data_sources.resize_short_side(images.read_image(path), 16), 16)
     np.testing.assert_array_equal(images.decode_image(data), want)
   assert sorted(os.listdir(tmp_path)) == ["shards", "src"]  # no temporary folder left
 
@@ -87,7 +87,7 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
     "scenery_cartoon",
   }
   shard = os.path.join(dst, manifest["domains"]["scenery_photo"]["shards"][0])
-  sizes = [images.decode_image(ip.decode_record(r)[1]).shape for r in read_records(shard)]
+  sizes = [images.decode_image(data_sources.decode_record(r)[1]).shape for r in read_records(shard)]
   # 0.png 20x30, deep.png 18x21, gray.png 21x18, sub/1.png 30x20
   assert sizes == [(12, 18, 3), (12, 14, 3), (14, 12, 3), (18, 12, 3)]
   batch = next(
@@ -107,7 +107,7 @@ def test_cli_crop_flags_and_default_on_a_non_square_image(tmp_path, flags, want)
   manifest = json.loads((dst / "dataset.json").read_text())
   assert manifest["resize"] == want
   (record,) = read_records(str(dst / manifest["domains"]["scenery_cartoon"]["shards"][0]))
-  shape = images.decode_image(ip.decode_record(record)[1]).shape
+  shape = images.decode_image(data_sources.decode_record(record)[1]).shape
   assert shape == ((10, 10, 3) if want == "center_crop" else (10, 15, 3))
 
 
