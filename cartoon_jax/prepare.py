@@ -13,7 +13,6 @@ Unreadable files are skipped and listed at the end. Missing parent folders of DS
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import shutil
 import tempfile
@@ -144,8 +143,7 @@ def prepare(
       )
       manifest["domains"][domain] = info
       manifest["skipped"] += [{"path": p, "error": e} for p, e in skipped]
-    with open(os.path.join(tmp, data_sources.SHARDS_MANIFEST), "w") as f:
-      json.dump(manifest, f, indent=2)
+    fileio.write_json(os.path.join(tmp, data_sources.SHARDS_MANIFEST), manifest, overwrite=False)
     if os.path.exists(dst):
       trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
       os.rename(dst, os.path.join(trash, "old"))
