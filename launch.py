@@ -4,7 +4,7 @@ The same command as `cartoon-jax train`, and named so in its help and errors (`p
 --help`; cartoon_jax/launch.py documents the options).
 """
 
-from cartoon_jax.launch import run
+from cartoon_jax.cli import train_main
 
 if __name__ == "__main__":  # grain's worker processes import this file again
-  run()
+  train_main()

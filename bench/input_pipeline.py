@@ -16,10 +16,12 @@ import tempfile
 import time
 
 import cv2
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cartoon_jax import (  # noqa: E402
+  data_sources,
   images,
   input_pipeline,
   prepare,  # noqa: E402
@@ -43,7 +45,7 @@ def batches_per_s(source: str, *, batches: int, **kwargs) -> float:
 
 def enlarged_copy(source: str, dst: str, size: int) -> None:
   """Writes every image of `source` resized to size x size as a JPEG into the same layout."""
-  for domain in input_pipeline.DOMAINS:
+  for domain in data_sources.DOMAINS:
     for path in images.list_images(os.path.join(source, domain)):
       out = os.path.join(dst, os.path.relpath(path, source))
       os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -60,6 +62,7 @@ def main() -> None:
   parser.add_argument("--workers", type=int, default=0, help="grain worker processes")
   parser.add_argument("--large", type=int, default=1024, help="side of the enlarged JPEG copies")
   args = parser.parse_args()
+  flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags (--workers > 0)
   source = args.source or sample_data.ensure_sample_dataset()
   common = dict(
     image_size=args.image_size,

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import checkpointing, export, file_kinds
+from cartoon_jax import checkpointing, file_kinds, fileio
 from cartoon_jax.models.generator import SSAGenerator
 
 MODEL = "SSAGenerator"
@@ -60,11 +60,11 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
   """
   kind = file_kinds.expect(path, ("npz", "folder"), _EXPECTED, hints=_HINTS)
   if kind == "npz":
-    meta = export.load_meta(path)
+    meta = fileio.load_meta(path)
     model = meta.get("model", meta.get("kind", MODEL))  # converted VGG, Inception: their kind
     if model != MODEL:
       raise ValueError(f"{path}: weights of model {model!r}, not a {MODEL}")
-    tree = export.load_params(path)
+    tree = fileio.load_params(path)
     params = tree.get("params", tree)  # also a bare params tree
     settings, step = settings_from(meta), meta.get("step")
   else:
@@ -84,7 +84,7 @@ def load(path: str, *, dtype: Any = jnp.float32) -> Generator:
     params, settings = state["g_params"], settings_from(config["model"]["generator"])
   module = SSAGenerator(**settings, dtype=dtype)
   variables = {"params": params}
-  check(variables, module, source=path)
+  check_variables(variables, module, source=path)
   return Generator(module, variables, settings, step)
 
 
@@ -94,13 +94,11 @@ def save(
   """Writes the generator's params tree and settings (+ step) to the .npz `path` atomically, in
   the layout `load` reads ({'params': ...} and the metadata of `export_meta`)."""
   extra = {} if step is None else {"step": int(step)}
-  export.save_params({"params": params}, path, meta=export_meta(settings, **extra))
+  fileio.save_params({"params": params}, path, meta=export_meta(settings, **extra))
 
 
-def check(variables: Mapping[str, Any], module: SSAGenerator, *, source: str) -> None:
+def check_variables(variables: Mapping[str, Any], module: SSAGenerator, *, source: str) -> None:
   """ValueError naming `source` and the first key of `variables` that `module` lacks, misses or
   shapes otherwise."""
-  from cartoon_jax.weights import check as check_tree
-
   like = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
-  check_tree(variables, like={"params": like["params"]}, source=source)
+  fileio.check_tree(variables, like={"params": like["params"]}, source=source)

@@ -1,19 +1,16 @@
-"""Image files: extensions, listing, decoding to RGB, encoding, and atomic writes.
+"""Image files: extensions, listing, decoding to RGB, and encoding.
 
 Every image is decoded by `decode_image` (OpenCV, EXIF orientation applied) to RGB (H, W, 3) in
 its stored dtype: uint8, uint16, or float32 clipped to [0, 1]. `read_rgb8` / `read_rgba8` give
-uint8 on top of it. Files are written through `atomic_output`: a temporary file in the target's
-folder, renamed onto the target only when complete and deleted if anything fails, so a reader
-never sees a partial file and a failed write leaves the old file as it was. Errors name the file.
+uint8 on top of it. Files are written atomically (`fileio.atomic_write`). Errors name the file.
 """
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
+
+from cartoon_jax import fileio
 
 # OpenCV logs its own [ WARN ] / [ERROR] lines for damaged files; every decode failure here raises
 # a ValueError naming the file instead, so those lines would only repeat it, unformatted.
@@ -187,96 +184,4 @@ def write_image(
     data = encode_image(ext, rgb, alpha=alpha, jpeg_quality=jpeg_quality)
   except ValueError as e:
     raise ValueError(f"{path}: {e}") from None
-  atomic_write(path, data)
-
-
-def temp_path_for(path: str) -> str:
-  """Creates an empty temporary file next to `path` (same extension, hidden); returns its path."""
-  folder, name = os.path.split(os.path.abspath(path))
-  stem, ext = os.path.splitext(name)
-  fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
-  os.close(fd)
-  return tmp
-
-
-def replace_into(tmp: str, path: str) -> None:
-  """Renames a finished temporary file onto `path`, with the permissions a new file would get."""
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o666 & ~umask)
-  os.replace(tmp, path)
-
-
-def check_folder(folder: str, *, what: str) -> None:
-  """Raises OSError naming `what` unless `folder`, or where it is missing the nearest existing
-  folder above it (the missing ones are created when the output is written), is a writable
-  folder."""
-  existing = os.path.abspath(folder or ".")
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise NotADirectoryError(f"{what}: {existing} is not a folder")
-  try:
-    fd, probe_path = tempfile.mkstemp(prefix=".write-test.", dir=existing)
-  except OSError as e:
-    raise PermissionError(f"{what}: folder {existing} is not writable ({e.strerror})") from None
-  os.close(fd)
-  os.remove(probe_path)
-
-
-def check_output(path: str, *, overwrite: bool) -> None:
-  """Raises OSError naming `path` unless a command may write it: not a folder, not an existing
-  file without `overwrite`, in a writable (or creatable) folder. Commands call it for every
-  output before they write anything."""
-  if os.path.isdir(path):
-    raise IsADirectoryError(f"{path} is a folder: give a file name")
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
-  check_folder(os.path.dirname(os.path.abspath(path)), what=path)
-
-
-def make_parents(path: str) -> list[str]:
-  """Creates the missing parent folders of `path`; returns the ones it created, deepest first."""
-  missing, folder = [], os.path.dirname(os.path.abspath(path))
-  while not os.path.exists(folder):
-    missing.append(folder)
-    folder = os.path.dirname(folder)
-  if missing:
-    os.makedirs(missing[0])
-  return missing
-
-
-def remove_empty(folders: list[str]) -> None:
-  """Removes `folders` (deepest first) while they are empty: undoes `make_parents` after a
-  failure, so that a failed command leaves no folder behind."""
-  for folder in folders:
-    try:
-      os.rmdir(folder)
-    except OSError:
-      return
-
-
-@contextlib.contextmanager
-def atomic_output(path: str) -> Iterator[str]:
-  """Yields a temporary path to write; on success it replaces `path`, on any error it is deleted.
-
-  Missing parent folders of `path` are created (and removed again on an error).
-  """
-  created = make_parents(path)
-  try:
-    tmp = temp_path_for(path)
-    try:
-      yield tmp
-      replace_into(tmp, path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-  except BaseException:
-    remove_empty(created)
-    raise
-
-
-def atomic_write(path: str, data: bytes) -> None:
-  """Writes `data` to `path` atomically (see `atomic_output`)."""
-  with atomic_output(path) as tmp, open(tmp, "wb") as f:
-    f.write(data)
+  fileio.atomic_write(path, data)

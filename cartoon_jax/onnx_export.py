@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cartoon_jax import generator_io, images
+from cartoon_jax import fileio, generator_io
 from cartoon_jax.models.generator import SIZE_MULTIPLE, generator_forward
 from cartoon_jax.models.ssa import ssa_forward
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
@@ -213,7 +213,7 @@ def max_difference(model: Any, generator: generator_io.Generator, frames: np.nda
   any size, with onnxruntime on CPU; JAX's side is padded and cropped as `cartoonize` does."""
   import onnxruntime
 
-  x = np.asarray(frames, np.float32) / 127.5 - 1.0
+  x = fileio.to_model_range(np.asarray(frames))
   session = onnxruntime.InferenceSession(
     model.SerializeToString(), providers=["CPUExecutionProvider"]
   )
@@ -251,7 +251,7 @@ def export(
       raise ValueError(
         f"{path}: not written, the ONNX graph differs from JAX by {difference:.2e} > {tolerance}"
       )
-  with images.atomic_output(os.fspath(path)) as tmp:
+  with fileio.atomic_output(os.fspath(path)) as tmp:
     onnx.save_model(model, tmp)
   return difference
 

@@ -12,31 +12,26 @@ Unreadable files are skipped and listed at the end. Missing parent folders of DS
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
-import json
 import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tqdm
 from array_record.python import array_record_module
 
-from cartoon_jax import images
-from cartoon_jax import input_pipeline as ip
+from cartoon_jax import data_sources, fileio, images
 
 _CHUNK = 64
 
 
 def process_image(path: str, *, image_size: int, keep_aspect: bool, encoding: str, quality: int):
   """Reads, resizes and encodes one image; returns (encoded bytes, height, width)."""
-  image = ip.resize_short_side(images.read_image(path, name_file=False), image_size)
+  image = data_sources.resize_short_side(images.read_image(path, name_file=False), image_size)
   if not keep_aspect:
-    image = ip.center_crop(image, image_size)
+    image = data_sources.center_crop(image, image_size)
   if image.dtype == np.float32:
     image = np.round(image * 65535).astype(np.uint16)
   if encoding == "jpeg":
@@ -82,7 +77,7 @@ def _convert_domain(
           )
         data, height, width = result
         meta = {"path": os.path.relpath(path, src), "height": height, "width": width}
-        writer.write(ip.encode_record(data, meta))
+        writer.write(data_sources.encode_record(data, meta))
         count += 1
   if writer is not None:
     writer.close()
@@ -113,19 +108,19 @@ def prepare(
     )
   if encoding not in ("png", "jpeg"):
     raise ValueError(f"format must be png or jpeg, got {encoding!r}")
-  for domain in ip.DOMAINS[:2]:
+  for domain in data_sources.DOMAINS[:2]:
     if not os.path.isdir(os.path.join(src, domain)):
       raise FileNotFoundError(f"dataset folder {os.path.join(src, domain)} does not exist")
   dst = os.path.abspath(dst)
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
   parent = os.path.dirname(dst)
-  images.check_folder(parent, what=dst)
-  created = images.make_parents(dst)
+  fileio.check_folder(parent, what=dst)
+  created = fileio.make_parents(dst)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:
     manifest = {
-      "format": ip.SHARDS_FORMAT,
+      "format": data_sources.SHARDS_FORMAT,
       "version": 1,
       "image_size": image_size,
       "resize": "keep_aspect" if keep_aspect else "center_crop",
@@ -134,7 +129,7 @@ def prepare(
       "skipped": [],
     }
     kw = dict(image_size=image_size, keep_aspect=keep_aspect, encoding=encoding, quality=quality)
-    for domain in ip.DOMAINS:
+    for domain in data_sources.DOMAINS:
       if not os.path.isdir(os.path.join(src, domain)):
         continue
       info, skipped = _convert_domain(
@@ -148,8 +143,7 @@ def prepare(
       )
       manifest["domains"][domain] = info
       manifest["skipped"] += [{"path": p, "error": e} for p, e in skipped]
-    with open(os.path.join(tmp, ip.SHARDS_MANIFEST), "w") as f:
-      json.dump(manifest, f, indent=2)
+    fileio.write_json(os.path.join(tmp, data_sources.SHARDS_MANIFEST), manifest, overwrite=False)
     if os.path.exists(dst):
       trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
       os.rename(dst, os.path.join(trash, "old"))
@@ -159,62 +153,6 @@ def prepare(
       os.rename(tmp, dst)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
-    images.remove_empty(created)
+    fileio.remove_empty(created)
     raise
   return manifest
-
-
-def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax prepare") -> int:
-  parser = argparse.ArgumentParser(
-    prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-  )
-  parser.add_argument("src", help="dataset folder (scenery_photo/, scenery_cartoon/, ...)")
-  parser.add_argument("dst", help="output folder for the shards (must not exist; --overwrite)")
-  parser.add_argument("--image-size", type=int, required=True, help="short side after resizing")
-  crop = parser.add_mutually_exclusive_group()
-  crop.add_argument(
-    "--center-crop", dest="keep_aspect", action="store_false", help="square crop (default)"
-  )
-  crop.add_argument(
-    "--keep-aspect", dest="keep_aspect", action="store_true", help="no crop: keep the aspect ratio"
-  )
-  # Both flags write keep_aspect and argparse takes the first one's default (True for
-  # store_false): state the default once, here.
-  parser.set_defaults(keep_aspect=False)
-  parser.add_argument(
-    "--format", choices=("png", "jpeg"), default="png", help="image encoding (default: png)"
-  )
-  parser.add_argument("--jpeg-quality", type=int, default=95, help="with --format jpeg (95)")
-  parser.add_argument(
-    "--images-per-shard", type=int, default=1000, help="images per shard file (default 1000)"
-  )
-  parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: cpus)")
-  parser.add_argument("--overwrite", action="store_true", help="replace an existing DST")
-  args = parser.parse_args(argv)
-  try:
-    manifest = prepare(
-      args.src,
-      args.dst,
-      image_size=args.image_size,
-      keep_aspect=args.keep_aspect,
-      encoding=args.format,
-      quality=args.jpeg_quality,
-      images_per_shard=args.images_per_shard,
-      workers=args.workers,
-      overwrite=args.overwrite,
-    )
-  except (OSError, ValueError) as e:
-    print(f"{prog}: error: {e}", file=sys.stderr)
-    return 1
-  for domain, info in manifest["domains"].items():
-    print(f"{domain}: {info['num_images']} images in {len(info['shards'])} shard(s)")
-  if manifest["skipped"]:
-    print(f"skipped {len(manifest['skipped'])} unreadable file(s):", file=sys.stderr)
-    for item in manifest["skipped"]:
-      print(f"  {item['path']}: {item['error']}", file=sys.stderr)
-  print(f"wrote {os.path.abspath(args.dst)}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

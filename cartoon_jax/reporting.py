@@ -18,7 +18,7 @@ import numpy as np
 import tqdm
 from tensorboardX import SummaryWriter
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 
 LABEL_HEIGHT = 12
 
@@ -55,7 +55,7 @@ def image_grid(
     col = np.nan_to_num(np.asarray(col, np.float32)[:rows])
     if col.shape[-1] == 1:
       col = np.repeat(col, 3, axis=-1)
-    pixels = np.clip(np.rint((col + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    pixels = fileio.to_pixels(col)
     for i in range(rows):
       y, x = top + pad + i * (h + pad), pad + j * (w + pad)
       grid[y : y + h, x : x + w] = pixels[i]
@@ -92,7 +92,7 @@ def truncate_metrics(path: str, step: int) -> None:
   rows = [r for r in _metric_rows(text.splitlines()) if r["step"] <= step]
   kept = "".join(json.dumps(r) + "\n" for r in rows)
   if kept != text:
-    images.atomic_write(path, kept.encode())
+    fileio.atomic_write(path, kept.encode())
 
 
 def _json_value(x: Any) -> Any:
@@ -149,7 +149,7 @@ class Reporter:
     """Writes WORKDIR/config.json (atomically)."""
     if self.enabled:
       text = json.dumps(config, indent=2, sort_keys=True, default=str)
-      images.atomic_write(os.path.join(self.workdir, "config.json"), text.encode())
+      fileio.atomic_write(os.path.join(self.workdir, "config.json"), text.encode())
 
   def advance(self, steps: int = 1) -> None:
     """Moves the progress bar `steps` steps on (it shows step/s and the ETA)."""

@@ -97,7 +97,7 @@ def load_vgg(config: mlc.ConfigDict, nets: losses.Nets, rng: jax.Array) -> dict[
   for name in vgg_in_use(config):
     net, path = getattr(nets, name), _vgg_path(config, name)
     if path:
-      out[name] = weights.load_vgg(path, net)["params"]
+      out[name] = weights.load_vgg_npz(path, net)["params"]
     else:
       rng_i = jax.random.fold_in(rng, int(name[3:]))
       out[name] = jax.jit(net.init)(rng_i, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
@@ -324,7 +324,7 @@ def load_init_generator(path: str, config: mlc.ConfigDict) -> Any:
   parameters, so a pretrained generator starts the plain-skip and the SSA variants alike."""
   module = SSAGenerator(**generator_io.settings_from(config.model.generator))
   variables = generator_io.load(path).variables
-  generator_io.check(variables, module, source=f"init_from={path}")
+  generator_io.check_variables(variables, module, source=f"init_from={path}")
   return variables["params"]
 
 

@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import IO
 
+import imageio_ffmpeg
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import fileio
 
 # Audio codecs an MP4/MOV container takes as they are; anything else is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus"})
@@ -35,8 +36,6 @@ _COMMON_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120, 144, 240)
 @functools.cache
 def ffmpeg_exe() -> str:
   """Path of the ffmpeg binary from the imageio-ffmpeg wheel (or IMAGEIO_FFMPEG_EXE)."""
-  import imageio_ffmpeg
-
   return imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -295,8 +294,8 @@ class VideoWriter:
     self.width, self.height = width, height
     self.out_width, self.out_height = width + width % 2, height + height % 2
     self.frames_written = 0
-    self._created = images.make_parents(path)
-    self._tmp = images.temp_path_for(path)
+    self._created = fileio.make_parents(path)
+    self._tmp = fileio.temp_path_for(path)
     fps = Fraction(fps)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y"]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.out_width}x{self.out_height}"]
@@ -351,7 +350,7 @@ class VideoWriter:
       error = self._error() or "no frames written"
       self._cleanup()
       raise RuntimeError(f"encoding {self.path} failed: {error}")
-    images.replace_into(self._tmp, self.path)
+    fileio.replace_into(self._tmp, self.path)
     self._stderr.close()
 
   def abort(self) -> None:
@@ -366,7 +365,7 @@ class VideoWriter:
   def _cleanup(self) -> None:
     if os.path.exists(self._tmp):
       os.remove(self._tmp)
-    images.remove_empty(self._created)
+    fileio.remove_empty(self._created)
 
   def __enter__(self) -> "VideoWriter":
     return self
@@ -388,7 +387,7 @@ def write_gif(path: str, frames: list[np.ndarray], *, fps: Fraction) -> None:
   cmd += ["-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", f"{fps.numerator}/{fps.denominator}"]
   cmd += ["-i", "-", "-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-loop", "0"]
   data = b"".join(np.ascontiguousarray(f).tobytes() for f in frames)
-  with images.atomic_output(path) as tmp:
+  with fileio.atomic_output(path) as tmp:
     proc = subprocess.run([*cmd, "-f", "gif", tmp], input=data, stderr=subprocess.PIPE, check=False)
     if proc.returncode != 0:
       error = proc.stderr.decode("utf-8", "replace").strip()

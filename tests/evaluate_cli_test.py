@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import export, images
+from cartoon_jax import fileio, images
 from cartoon_jax.evaluate.__main__ import main
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -148,7 +148,7 @@ def _inception_npz(path) -> str:
   from cartoon_jax.models.inception import FIDInceptionV3
 
   x = jnp.zeros((1, 75, 75, 3), jnp.float32)  # random weights: FIDs from them mean nothing
-  export.save_params(FIDInceptionV3(resize_input=False).init(jax.random.key(0), x), path)
+  fileio.save_params(FIDInceptionV3(resize_input=False).init(jax.random.key(0), x), path)
   return str(path)
 
 
@@ -209,7 +209,7 @@ def _generator_npz(path) -> str:
   shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: rng.normal(0, 0.1, s.shape).astype(np.float32), shapes["params"])
-  export.save_params({"params": params}, path, meta=meta)
+  fileio.save_params({"params": params}, path, meta=meta)
   return str(path)
 
 
@@ -313,7 +313,7 @@ def random_vgg16() -> dict:
 
 
 def test_figures_correlation(data, capsys):
-  export.save_params(random_vgg16(), data / "vgg16.npz")
+  fileio.save_params(random_vgg16(), data / "vgg16.npz")
   src, out = data / "src" / "a", data / "out" / "a"
   rc, _, err = _run(
     capsys, "figures", "correlation", "--photos", src / "00000.png", src / "00001.png",

@@ -6,6 +6,7 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
+from cartoon_jax import fileio
 from cartoon_jax.evaluate import figures
 from cartoon_jax.models.vgg import VGG16
 
@@ -19,7 +20,7 @@ def test_correlative_maps_match_numpy_reference():
   clip = make_clip(2)
   points = [(10, 5), (95, 71), (40, 33)]
   got = figures.correlative_maps(variables, clip[0], clip[1], points, layer="relu2_1")
-  x = jnp.asarray(clip, jnp.float32) / 127.5 - 1.0
+  x = fileio.to_model_range(jnp.asarray(clip))
   feats = np.asarray(VGG16().apply(variables, x, layers=("relu2_1",))["relu2_1"], np.float64)
   _, h, w, m = feats.shape
   assert got.shape == (3, h, w)

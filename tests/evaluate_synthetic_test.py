@@ -11,6 +11,7 @@ import pytest
 from cartoon_jax import images
 from cartoon_jax.evaluate import flow as flow_lib
 from cartoon_jax.evaluate import synthetic, warping
+from cartoon_jax.evaluate.synthetic.__main__ import main as synthetic_main
 
 ZOOM_PAN = synthetic.Motion(zoom=0.02, shift=(0.9, -0.6))
 needs_matplotlib = pytest.mark.skipif(
@@ -134,7 +135,7 @@ def test_held_out_photos_load():
 @needs_matplotlib
 def test_cli_writes_clips_whose_true_flow_beats_no_flow_and_refuses_to_overwrite(tmp_path, capsys):
   clips, flows = str(tmp_path / "clips"), str(tmp_path / "flows")
-  assert synthetic.main([clips, flows, "--frames", "4", "--max-side", "48"]) == 0
+  assert synthetic_main([clips, flows, "--frames", "4", "--max-side", "48"]) == 0
   for name in synthetic.CLIPS:
     frames = images.list_images(os.path.join(clips, name), recursive=False)
     assert [os.path.basename(p) for p in frames] == [f"{k:05d}.png" for k in range(4)]
@@ -147,5 +148,5 @@ def test_cli_writes_clips_whose_true_flow_beats_no_flow_and_refuses_to_overwrite
   for name in synthetic.CLIPS:
     t, z = true["sequences"][name]["source"], still["sequences"][name]["source"]
     assert t["e_short"] < z["e_short"] / 3 and t["e_long"] < z["e_long"] / 3, (name, t, z)
-  assert synthetic.main([clips, flows, "--frames", "4", "--max-side", "48"]) == 1
+  assert synthetic_main([clips, flows, "--frames", "4", "--max-side", "48"]) == 1
   assert "pan_hopper already holds frames; pass --overwrite" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
+from cartoon_jax import fileio
 from cartoon_jax import images as images_lib
 from cartoon_jax.evaluate import vgg_fid
 from cartoon_jax.models.vgg import VGG16
@@ -37,7 +38,7 @@ def _reference_features(variables, images, layer) -> np.ndarray:
   """One image per forward, then the spatial mean as a plain loop over positions."""
   rows = []
   for image in images:
-    x = image[None].astype(np.float32) / 127.5 - 1.0
+    x = fileio.to_model_range(image[None])
     fmap = np.asarray(VGG16().apply(variables, x, layers=(layer,))[layer])[0]
     total = np.zeros(fmap.shape[-1], np.float64)
     for y in range(fmap.shape[0]):

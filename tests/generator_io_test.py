@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from file_kinds_test import ONNX_BYTES, npz_bytes, torch_zip_bytes
 
-from cartoon_jax import checkpointing, export, file_kinds, generator_io
+from cartoon_jax import checkpointing, file_kinds, fileio, generator_io
 from cartoon_jax.models.generator import SSAGenerator
 
 TINY = {"channels": 4, "num_blocks": 1, "ssa_patch_size": 3}
@@ -47,7 +47,7 @@ def test_npz_and_workdir_with_only_an_export(tmp_path, params):
     assert g.module.apply(g.variables, x).shape == (1, 16, 16, 3)
   assert generator_io.load(path, dtype=jnp.bfloat16).module.dtype == jnp.bfloat16
   bare = str(tmp_path / "bare_params.npz")
-  export.save_params(params, bare, meta=generator_io.export_meta(TINY))
+  fileio.save_params(params, bare, meta=generator_io.export_meta(TINY))
   _same(generator_io.load(bare).variables["params"], params)
 
 
@@ -61,7 +61,7 @@ def test_checkpoint_wins_over_the_export_and_a_step_folder_gives_its_step(tmp_pa
       checkpointing.save(manager, step, state=state, data_iter=data_iter, config=config)
   stale = jax.tree.map(np.zeros_like, params)
   meta = generator_io.export_meta(TINY, step=1)
-  export.save_params({"params": stale}, str(tmp_path / "generator.npz"), meta=meta)
+  fileio.save_params({"params": stale}, str(tmp_path / "generator.npz"), meta=meta)
   for where in (str(tmp_path), str(tmp_path / "checkpoints")):
     g = generator_io.load(where)
     assert g.step == 3 and g.settings == TINY
@@ -79,15 +79,15 @@ def test_errors_name_the_path_and_key(tmp_path, params):
   with pytest.raises(FileNotFoundError, match="empty_run: no generator here"):
     generator_io.load(str(tmp_path / "empty_run"))
   other = str(tmp_path / "vgg.npz")
-  export.save_params({"params": params}, other, meta={"model": "VGG16"})
+  fileio.save_params({"params": params}, other, meta={"model": "VGG16"})
   with pytest.raises(ValueError, match="vgg.npz: weights of model 'VGG16'"):
     generator_io.load(other)
-  export.save_params({"params": params}, other, meta={"kind": "torch_vgg16", "source": "v.pth"})
+  fileio.save_params({"params": params}, other, meta={"kind": "torch_vgg16", "source": "v.pth"})
   with pytest.raises(ValueError, match="vgg.npz: weights of model 'torch_vgg16'"):
     generator_io.load(other)
   wrong = str(tmp_path / "wrong.npz")
   meta = generator_io.export_meta({**TINY, "channels": 8})
-  export.save_params({"params": params}, wrong, meta=meta)
+  fileio.save_params({"params": params}, wrong, meta=meta)
   shapes = r"has shape \(4,\), expected \(8,\)"
   with pytest.raises(ValueError, match=f"wrong.npz: key 'params/conv/bias' {shapes}"):
     generator_io.load(wrong)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import export, weights
+from cartoon_jax import fileio, weights
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19
 from cartoon_jax.weights import convert
@@ -134,7 +134,7 @@ def test_cli_converts_lightning_checkpoint(tmp_path):
     params["params"]["resblock_2"]["conv1"]["kernel"],
     lit.generator.resblock[2].conv1.weight.detach().numpy().transpose(2, 3, 1, 0),
   )
-  meta = export.load_meta(dst)
+  meta = fileio.load_meta(dst)
   assert {k: meta[k] for k in ("model", "channels", "num_blocks", "ssa_patch_size")} == {
     "model": "SSAGenerator",
     "channels": 32,

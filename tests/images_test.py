@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 
 
 def _encode(ext, stored):
@@ -240,10 +240,10 @@ def test_failed_encoding_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 
 def test_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
   path = str(tmp_path / "result.json")
-  images.atomic_write(path, b"old")
+  fileio.atomic_write(path, b"old")
   with pytest.raises(TypeError):
-    images.atomic_write(path, "text, not bytes")
-  with pytest.raises(RuntimeError, match="stopped"), images.atomic_output(path) as tmp:
+    fileio.atomic_write(path, "text, not bytes")
+  with pytest.raises(RuntimeError, match="stopped"), fileio.atomic_output(path) as tmp:
     assert os.path.dirname(tmp) == str(tmp_path) and os.path.basename(tmp).startswith(".")
     assert tmp.endswith(".json")
     with open(tmp, "wb") as f:
@@ -252,7 +252,7 @@ def test_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
   with open(path, "rb") as f:
     assert f.read() == b"old"
   assert os.listdir(tmp_path) == ["result.json"]
-  images.atomic_write(path, b"new")
+  fileio.atomic_write(path, b"new")
   with open(path, "rb") as f:
     assert f.read() == b"new"
   assert os.listdir(tmp_path) == ["result.json"]
@@ -260,15 +260,15 @@ def test_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 
 def test_atomic_output_creates_missing_folders_and_removes_them_after_a_failure(tmp_path):
   path = tmp_path / "new" / "sub" / "out.bin"
-  with pytest.raises(RuntimeError, match="stopped"), images.atomic_output(str(path)) as tmp:
+  with pytest.raises(RuntimeError, match="stopped"), fileio.atomic_output(str(path)) as tmp:
     with open(tmp, "wb") as f:
       f.write(b"half")
     raise RuntimeError("stopped")
   assert os.listdir(tmp_path) == []  # the folders it made are gone with the temporary file
   (tmp_path / "new").mkdir()
   (tmp_path / "new" / "mine.txt").write_text("kept")
-  with pytest.raises(RuntimeError), images.atomic_output(str(path)):
+  with pytest.raises(RuntimeError), fileio.atomic_output(str(path)):
     raise RuntimeError("stopped")
   assert os.listdir(tmp_path / "new") == ["mine.txt"]  # a folder that existed stays
-  images.atomic_write(str(path), b"done")
+  fileio.atomic_write(str(path), b"done")
   assert path.read_bytes() == b"done"

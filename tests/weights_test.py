@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import export, weights
+from cartoon_jax import fileio, weights
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19
 from cartoon_jax.weights import convert
@@ -70,10 +70,10 @@ def generator_dict(c=8, blocks=2, seed=0):
 def test_caffe_vgg19_round_trip(tmp_path):
   src = caffe_dict()
   params = convert.caffe_vgg19(src)
-  weights.check(params, like=_like(VGG19()), source="test")
+  fileio.check_tree(params, like=_like(VGG19()), source="test")
   np.testing.assert_array_equal(params["params"]["conv3_4"]["kernel"], src["conv3_4"][0])
   np.testing.assert_array_equal(params["params"]["conv5_4"]["bias"], src["conv5_4"][1])
-  export.save_params(params, tmp_path / "v.npz")
+  fileio.save_params(params, tmp_path / "v.npz")
   loaded = weights.load_checked(tmp_path / "v.npz", like=_like(VGG19()))
   np.testing.assert_array_equal(loaded["params"]["conv1_1"]["kernel"], src["conv1_1"][0])
 
@@ -82,7 +82,7 @@ def test_caffe_vgg19_round_trip(tmp_path):
 def test_torchvision_vgg_round_trip(depths, model):
   sd = torchvision_dict(depths)
   params = convert.torchvision_vgg(sd, depths=depths)
-  weights.check(params, like=_like(model), source="test")
+  fileio.check_tree(params, like=_like(model), source="test")
   last = 28 if sum(depths) == 13 else 34
   name = "conv5_3" if sum(depths) == 13 else "conv5_4"
   np.testing.assert_array_equal(
@@ -95,7 +95,7 @@ def test_authors_generator_mapping():
   sd = generator_dict(c=8, blocks=2)
   params, meta = convert.authors_generator(sd)
   assert meta == {"model": "SSAGenerator", "channels": 8, "num_blocks": 2, "ssa_patch_size": 3}
-  weights.check(params, like=_like(SSAGenerator(channels=8, num_blocks=2)), source="test")
+  fileio.check_tree(params, like=_like(SSAGenerator(channels=8, num_blocks=2)), source="test")
   np.testing.assert_array_equal(
     params["params"]["resblock_1"]["conv2"]["kernel"],
     np.transpose(sd["generator.resblock.1.conv2.weight"], (2, 3, 1, 0)),
@@ -139,7 +139,7 @@ def test_load_checked_errors(tmp_path):
   like = _like(SSAGenerator(channels=8, num_blocks=1))
   params = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), like)
   path = tmp_path / "g.npz"
-  export.save_params(params, path)
+  fileio.save_params(params, path)
   assert weights.load_checked(path, like=like)["params"]["conv9"]["kernel"].shape == (7, 7, 8, 3)
   with pytest.raises(ValueError, match="g.npz: missing key 'params/resblock_1/conv1/bias'"):
     weights.load_checked(path, like=_like(SSAGenerator(channels=8, num_blocks=2)))
@@ -162,6 +162,6 @@ def test_cli_caffe_vgg19(tmp_path, capsys):
   assert main(["convert", "--kind", "caffe_vgg19", str(src), str(dst)]) == 0
   loaded = weights.load_checked(dst, like=_like(VGG19()))
   assert loaded["params"]["conv4_4"]["kernel"].shape == (3, 3, 512, 512)
-  assert export.load_meta(dst)["kind"] == "caffe_vgg19"
+  assert fileio.load_meta(dst)["kind"] == "caffe_vgg19"
   assert main(["convert", "--kind", "caffe_vgg19", str(tmp_path / "nope.npy"), str(dst)]) == 1
   assert "nope.npy" in capsys.readouterr().err

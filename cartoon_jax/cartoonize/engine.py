@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartoon_jax import file_kinds
+from cartoon_jax import file_kinds, fileio, generator_io
 from cartoon_jax.models.generator import SIZE_MULTIPLE
+from cartoon_jax.ops.filtering import guided_filter as guided_filter_op
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
 from cartoon_jax.tiling import tiled_apply
 
@@ -79,8 +80,6 @@ class Cartoonizer:
   def load(cls, path: str, **options: Any) -> "Cartoonizer":
     """The generator stored at `path` (`generator_io.load`: .npz, workdir or checkpoints/) with
     this class's keyword `options`."""
-    from cartoon_jax import generator_io
-
     generator = generator_io.load(path)
     return cls(generator.module, generator.variables, **options)
 
@@ -195,17 +194,14 @@ def _finish(
 ) -> jax.Array:
   """Generator input x and output y in [-1, 1] -> cartoon in [0, 255] (guided filter first)."""
   if guided_filter is not None:
-    from cartoon_jax.ops.filtering import guided_filter as gf
-
     r, eps = guided_filter
-    y = gf(x, y, r=r, eps=eps)
-  y = jnp.clip((y + 1.0) * 127.5, 0.0, 255.0)
-  return jnp.round(y).astype(jnp.uint8) if as_uint8 else y
+    y = guided_filter_op(x, y, r=r, eps=eps)
+  return fileio.to_pixels(y, dtype=jnp.uint8 if as_uint8 else jnp.float32)
 
 
 def _to_unit(frames: jax.Array) -> jax.Array:
   """uint8 frames -> float32 in [-1, 1], the generator's input."""
-  return frames.astype(jnp.float32) / 127.5 - 1.0
+  return fileio.to_model_range(frames)
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cartoon_jax import images, video_io
+from cartoon_jax import fileio, images, video_io
 from cartoon_jax.cartoonize.engine import Cartoonizer
 from cartoon_jax.file_kinds import media_kind
 
@@ -48,7 +48,7 @@ def _check_output_file(path: str, *, extensions: tuple[str, ...], overwrite: boo
   ext = os.path.splitext(path)[1].lower()
   if ext not in extensions:
     raise ValueError(f"output {path}: extension must be one of {', '.join(extensions)}")
-  images.check_output(path, overwrite=overwrite)
+  fileio.check_output(path, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def cartoonize(
       raise NotADirectoryError(f"output {output_path} must be a folder for a folder input")
     if os.path.abspath(output_path) == os.path.abspath(input_path):
       raise ValueError(f"output folder {output_path} must differ from the input folder")
-    images.check_folder(output_path, what=f"output {output_path}")
+    fileio.check_folder(output_path, what=f"output {output_path}")
   if preview:
     ext = (".gif",) if kind == "video" else ()
     _check_output_file(preview, extensions=ext + _IMAGE_OUTPUTS, overwrite=overwrite)

@@ -23,8 +23,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from cartoon_jax import images
-from cartoon_jax.evaluate import frames as frames_lib
+from cartoon_jax import fileio, images
+from cartoon_jax.evaluate import figures, tables
+from cartoon_jax.evaluate.flow import BACKENDS, DIS_PRESETS, make_backend
+from cartoon_jax.evaluate.warping import METRICS, evaluate_paths
 
 
 def _log(message: str) -> None:
@@ -34,9 +36,6 @@ def _log(message: str) -> None:
 def _add_flow_args(p: argparse.ArgumentParser, *, paper_protocol: bool = False) -> None:
   """Flow, error metric and occlusion-mask options. paper_protocol: default to Lai et al.'s
   protocol (mse, Lai's mask exactly), as `table` does; otherwise l1 and the out-of-frame mask."""
-  from cartoon_jax.evaluate.flow import BACKENDS, DIS_PRESETS
-  from cartoon_jax.evaluate.warping import METRICS
-
   p.add_argument("--flow", default="dis", choices=BACKENDS, help="optical flow backend")
   p.add_argument("--flow-dir", help="precomputed flows: DIR[/<sequence>]/{a:05d}_{b:05d}.flo|.npy")
   p.add_argument(
@@ -70,16 +69,12 @@ def _add_flow_args(p: argparse.ArgumentParser, *, paper_protocol: bool = False) 
 
 
 def _backend(args: argparse.Namespace):
-  from cartoon_jax.evaluate.flow import make_backend
-
   return make_backend(args.flow, flow_dir=args.flow_dir, dis_preset=args.dis_preset)
 
 
 def cmd_warping(args: argparse.Namespace) -> int:
-  from cartoon_jax.evaluate.warping import evaluate_paths
-
   if args.json:
-    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+    fileio.check_output(args.json, overwrite=args.overwrite)
   outputs = {args.name: args.output} if args.output else {}
   result = evaluate_paths(
     args.source,
@@ -99,7 +94,7 @@ def cmd_warping(args: argparse.Namespace) -> int:
   for name, v in result["overall"].items():
     say(f"{'overall':24s} {name:12s} E_short {v['e_short']:.5f}  E_long {v['e_long']:.5f}")
   if args.json:
-    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    fileio.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
   else:
     print(json.dumps(result, indent=2))
@@ -107,12 +102,12 @@ def cmd_warping(args: argparse.Namespace) -> int:
 
 
 def cmd_fid(args: argparse.Namespace) -> int:
-  from cartoon_jax.evaluate import fid
+  from cartoon_jax.evaluate import fid  # JAX: only for this command, once its line is read
 
   if args.json:
-    frames_lib.check_new_file(args.json, overwrite=args.overwrite)
+    fileio.check_output(args.json, overwrite=args.overwrite)
   if args.save_stats:
-    frames_lib.check_new_file(args.save_stats, overwrite=args.overwrite)
+    fileio.check_output(args.save_stats, overwrite=args.overwrite)
   for path in [args.generated, *args.reference]:
     if not (path.endswith(".npz") and os.path.isfile(path)):
       images.list_images(path)  # a clear error for a missing folder, before loading
@@ -135,23 +130,19 @@ def cmd_fid(args: argparse.Namespace) -> int:
     fid.save_stats(args.save_stats, mu, sigma, count)
     print(f"wrote {args.save_stats}")
   if args.json:
-    frames_lib.write_json(args.json, result, overwrite=args.overwrite)
+    fileio.write_json(args.json, result, overwrite=args.overwrite)
     print(f"wrote {args.json}")
   return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-  from cartoon_jax.evaluate import tables
-
   fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(tables.TableSpec)}
   tables.run(tables.TableSpec(**{**fields, "runs": tuple(args.runs)}), log=_log)
   return 0
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-  from cartoon_jax.evaluate import figures
-
-  frames_lib.check_new_file(args.out, overwrite=args.overwrite)
+  fileio.check_output(args.out, overwrite=args.overwrite)
   if args.figure == "warping-heatmap":
     image = figures.heatmap_from_paths(
       args.source,
@@ -294,8 +285,6 @@ def build_parser(prog: str = "cartoon-jax evaluate") -> argparse.ArgumentParser:
   p.add_argument("--overwrite", action="store_true", help="replace existing result files")
   p.set_defaults(func=cmd_fid, prog=p.prog)
 
-  from cartoon_jax.evaluate import tables
-
   p = sub.add_parser(
     "table",
     help="the paper's Table 1 (FID) and Table 2 (warping) for runs",
@@ -305,8 +294,6 @@ def build_parser(prog: str = "cartoon-jax evaluate") -> argparse.ArgumentParser:
   _add_table_args(p)
   _add_flow_args(p, paper_protocol=True)
   p.set_defaults(func=cmd_table, prog=p.prog)
-
-  from cartoon_jax.evaluate import figures
 
   p = sub.add_parser(
     "figures",

@@ -17,17 +17,21 @@ import jax
 import numpy as np
 from scipy import linalg
 
-from cartoon_jax import images
-from cartoon_jax.models.inception import FID_SIZE, NUM_FEATURES, FIDInceptionV3, resize_matrix
+from cartoon_jax import fileio, images
+from cartoon_jax.models.inception import (
+  FID_SIZE,
+  NUM_FEATURES,
+  FIDInceptionV3,
+  resize_matrix,
+  variables_shapes,
+)
+from cartoon_jax.weights import load_checked
 
 STATS_KEYS = ("mu", "sigma", "count")
 
 
 def load_inception(path: str) -> dict:
   """Converted Inception variables from `path`, checked key by key against the module."""
-  from cartoon_jax.models.inception import variables_shapes
-  from cartoon_jax.weights import load_checked
-
   if not os.path.isfile(path):
     raise FileNotFoundError(
       f"Inception weights not found: {path} (convert pt_inception-2015-12-05-6726825d.pth with "
@@ -118,16 +122,12 @@ def frechet_distance(
 
 def save_stats(path: str, mu: np.ndarray, sigma: np.ndarray, count: int) -> None:
   """Writes FID statistics as an .npz ('mu', 'sigma', 'count'), atomically."""
-  from cartoon_jax.export import write_npz
-
-  write_npz({"mu": mu, "sigma": sigma, "count": np.asarray(count)}, path)
+  fileio.write_npz({"mu": mu, "sigma": sigma, "count": np.asarray(count)}, path)
 
 
 def load_stats(path: str) -> tuple[np.ndarray, np.ndarray]:
   """(mu, sigma) from an .npz written by `save_stats` (or pytorch-fid's --save-stats file)."""
-  from cartoon_jax.export import read_npz
-
-  data = read_npz(path)
+  data = fileio.read_npz(path)
   if "mu" not in data or "sigma" not in data:
     raise ValueError(f"{path}: FID statistics need keys 'mu' and 'sigma', found {sorted(data)}")
   return data["mu"], data["sigma"]

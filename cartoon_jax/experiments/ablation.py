@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from cartoon_jax import fileio
+
 log = logging.getLogger("ablation")
 
 VARIANTS = ("baseline", "ssa", "pmc", "ssa_pmc")
@@ -150,7 +152,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
   """Trains (or resumes, or finds finished) every run; {run name: its exported generator}."""
   import jax
 
-  from cartoon_jax import export, train
+  from cartoon_jax import train
 
   # As many devices as split the batch evenly (all of them where the batch allows).
   devices = jax.devices()[: math.gcd(plan.batch, jax.device_count())]
@@ -163,7 +165,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
     total = config.train.pretrain_steps + config.train.steps
     # A finished run is known by its export alone, so results committed without their checkpoints
     # (docs/results/) are reused as they are.
-    if not (os.path.isfile(path) and export.load_meta(path).get("step") == total):
+    if not (os.path.isfile(path) and fileio.load_meta(path).get("step") == total):
       start = time.perf_counter()
       outputs = train.train_and_evaluate(config, workdir, devices=devices)
       if "exported generator" not in outputs:  # SIGTERM: checkpointed at the current step
@@ -180,24 +182,17 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_json(path: str) -> Any:
-  with open(path) as f:
-    return json.load(f)
-
-
 def _write_json(path: str, data: Any) -> None:
-  from cartoon_jax.evaluate.frames import write_json
-
-  write_json(path, data, overwrite=True)
+  fileio.write_json(path, data, overwrite=True)
 
 
 def cartoonize_clips(generator: str, clips: dict[str, str], dst: str) -> dict[str, str]:
   """Every clip's frames through the generator .npz into dst/<clip>/; reused when dst holds the
   same generator's complete output of the same clips (dst/done.json names them)."""
-  from cartoon_jax import export, images
+  from cartoon_jax import images
   from cartoon_jax.cartoonize import Cartoonizer
 
-  meta = export.load_meta(generator)
+  meta = fileio.load_meta(generator)
   stamp = {
     "generator": os.path.abspath(generator),
     "step": meta.get("step"),
@@ -205,7 +200,7 @@ def cartoonize_clips(generator: str, clips: dict[str, str], dst: str) -> dict[st
   }
   done = os.path.join(dst, "done.json")
   folders = {name: os.path.join(dst, name) for name in clips}
-  if os.path.isfile(done) and _read_json(done) == stamp:
+  if os.path.isfile(done) and fileio.read_json(done) == stamp:
     return folders
   cartoonizer = Cartoonizer.load(generator, batch_size=8)
   for name, src in clips.items():
@@ -486,7 +481,7 @@ def report(plan: Plan, out: str, results: dict, names: Sequence[str], command: s
     {"plan": dataclasses.asdict(plan), "command": command, **results},
   )
   markdown = render_markdown(plan, results, names, command)
-  images.atomic_write(os.path.join(out, "results.md"), markdown.encode())
+  fileio.atomic_write(os.path.join(out, "results.md"), markdown.encode())
   images.write_image(os.path.join(out, "figure.png"), figure(plan, out, names, frame=10))
   curves(out, names, os.path.join(out, "curves.png"))
 
@@ -517,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   log.setLevel(logging.INFO)
   os.makedirs(args.out, exist_ok=True)
   plan_path = os.path.join(args.out, "plan.json")
-  if os.path.isfile(plan_path) and _read_json(plan_path) != dataclasses.asdict(plan) | {
+  if os.path.isfile(plan_path) and fileio.read_json(plan_path) != dataclasses.asdict(plan) | {
     "seeds": list(plan.seeds)
   }:
     print(f"error: {plan_path} holds another plan; use a new --out", file=sys.stderr)

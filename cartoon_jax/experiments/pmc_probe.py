@@ -113,7 +113,7 @@ def probe(runs_dir: str, eval_dir: str, *, size: int, draws: int, scale: float) 
   from cartoon_jax.models.vgg import VGG16
 
   vgg_net = VGG16()
-  vgg_vars = {"params": weights.load_vgg(weights.pretrained_vgg16_path(), vgg_net)["params"]}
+  vgg_vars = {"params": weights.load_vgg_npz(weights.pretrained_vgg16_path(), vgg_net)["params"]}
   vgg_fn = jax.jit(lambda images: vgg_net.apply(vgg_vars, images, layers=LAYERS))
   vgg = lambda images: [vgg_fn(images)[name] for name in LAYERS]
   photos = probe_photos(eval_dir, size)
@@ -151,9 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
-  from cartoon_jax import images
+  from cartoon_jax import fileio
 
-  images.atomic_write(args.out, (json.dumps(results, indent=1) + "\n").encode())
+  fileio.atomic_write(args.out, (json.dumps(results, indent=1) + "\n").encode())
   print(f"wrote {args.out}")
   return 0
 

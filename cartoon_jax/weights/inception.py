@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import numpy as np
 from flax import traverse_util
 
+from cartoon_jax.fileio import check_tree
 from cartoon_jax.models.inception import NUM_FEATURES, variables_shapes
 
 NUM_CLASSES = 1008  # the TF graph's classifier, present in the .pth and unused for FID
@@ -145,7 +146,5 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict:
     flat[f"batch_stats/{dst}/bn/mean"] = src("bn.running_mean")
     flat[f"batch_stats/{dst}/bn/var"] = src("bn.running_var")
   variables = traverse_util.unflatten_dict(flat, sep="/")
-  from cartoon_jax.weights import check
-
-  check(variables, like=variables_shapes(), source=what)
+  check_tree(variables, like=variables_shapes(), source=what)
   return variables

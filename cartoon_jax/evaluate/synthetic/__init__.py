@@ -14,16 +14,14 @@ sample lies inside it (no out-of-frame pixels). Photos: matplotlib's `grace_hopp
 portrait) and scikit-image's `camera` (grey, as RGB); the training sample set uses neither.
 """
 
-import argparse
 import dataclasses
 import importlib.util
 import os
-import sys
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
 import scipy.ndimage as ndi
+from skimage import data as skimage_data
 
 from cartoon_jax import images
 
@@ -52,9 +50,7 @@ def photo(name: str) -> np.ndarray:
   """uint8 (H, W, 3) held-out photo 'grace_hopper' (matplotlib's sample data, found without
   importing matplotlib) or 'camera' (scikit-image)."""
   if name == "camera":
-    from skimage import data  # noqa: PLC0415
-
-    return np.repeat(data.camera()[..., None], 3, axis=-1)
+    return np.repeat(skimage_data.camera()[..., None], 3, axis=-1)
   if name == "grace_hopper":
     spec = importlib.util.find_spec("matplotlib")
     if spec is None or not spec.submodule_search_locations:
@@ -168,35 +164,3 @@ def write_clips(
       os.replace(f"{path}.tmp", path)
     folders[name] = folder
   return folders
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-    prog="python -m cartoon_jax.evaluate.synthetic",
-    description=__doc__,
-    formatter_class=argparse.RawDescriptionHelpFormatter,
-  )
-  parser.add_argument("out_dir", help="root of the clip frame folders")
-  parser.add_argument("flow_dir", help="root of the exact flows (.npy)")
-  parser.add_argument("--frames", type=int, default=48)
-  parser.add_argument("--max-side", type=int, default=128)
-  parser.add_argument("--overwrite", action="store_true")
-  args = parser.parse_args(argv)
-  try:
-    folders = write_clips(
-      args.out_dir,
-      args.flow_dir,
-      frames=args.frames,
-      max_side=args.max_side,
-      overwrite=args.overwrite,
-    )
-  except (ValueError, OSError, ImportError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  for name, folder in folders.items():
-    print(f"{name}: {folder}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())
