@@ -19,8 +19,8 @@ per channel, counted over the opaque pixels, alpha >= 128):
     (sprites on transparency and flat panels fail), outside the map activities (geography,
     geo-country); SVGs without a usable size are skipped.
   - gcompris photos: short side >= 256 px (the clickgame fish sprites are smaller).
-  - scratch: flat fraction (see `colour_stats`) >= 0.65 -> scene (drawn backdrops), < 0.55 ->
-    photo, in between dropped as ambiguous.
+  - scratch: flat fraction (see `art_images.colour_stats`) >= 0.65 -> scene (drawn backdrops),
+    < 0.55 -> photo, in between dropped as ambiguous.
   - supertux: kept when >= 90% opaque (parallax layers are not), >= 100 colours (fog and
     gradients have fewer) and mean grey >= 40/255 (dark layers).
 Each kept source is trimmed to the bounding box of its opaque pixels, composited on white, its
@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import collections
 import csv
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
@@ -47,12 +45,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
 import tqdm
 
-from cartoon_jax import images
-from cartoon_jax.recipes import debian_packages, qt_rcc
+from cartoon_jax import fileio, images
+from cartoon_jax.recipes import art_images, debian_packages, qt_rcc
 
 APT_LINE = (
   "apt-get download gcompris-qt-data scratch supertux-data tuxtype-data tuxpaint-data "
@@ -69,7 +65,6 @@ CATEGORY_FOLDERS = {
   "photo": "scenery_photo",
 }
 RASTER = (".png", ".jpg", ".jpeg", ".gif", ".webp")
-PREVIEW_WIDTH = 128
 
 
 @dataclass
@@ -82,131 +77,6 @@ class Candidate:
   licence: str
   rule: str  # gcompris-scene, character, gcompris-photo, scratch, supertux, photo
   error: str = ""  # why the file could not be read (it is listed as failed)
-
-
-# ------------------------------------------------------------------------------------------------
-# Measures.
-
-
-def colour_stats(rgba: np.ndarray) -> dict[str, float]:
-  """Opaque fraction, 5-bit colour count and top-colour share of the opaque pixels, mean grey, and
-  the flat fraction: the share of pixels whose grey differs by less than 3/255 from both their
-  right and lower neighbours (JPEG noise barely moves it, unlike the colour count)."""
-  opaque = rgba[..., 3] >= 128
-  grey = rgba[..., :3].astype(np.float32).mean(-1)
-  flat = (np.abs(np.diff(grey, axis=1))[:-1] < 3) & (np.abs(np.diff(grey, axis=0))[:, :-1] < 3)
-  q = (rgba[..., :3] >> 3).astype(np.int32)
-  codes = (q[..., 0] << 10 | q[..., 1] << 5 | q[..., 2])[opaque]
-  counts = np.bincount(codes, minlength=1) if codes.size else np.zeros(1, np.int64)
-  return {
-    "opaque": float(opaque.mean()),
-    "colours": int(np.count_nonzero(counts)),
-    "top_share": float(counts.max() / max(1, codes.size)),
-    "mean_grey": float(grey.mean()) / 255.0,
-    "flat": float(flat.mean()) if flat.size else 1.0,
-  }
-
-
-def source_verdict(rule: str, stats: dict[str, float], shape: tuple[int, int]) -> tuple[str, str]:
-  """(category, "") for a kept source, ("", reason) for a dropped one (rules in the docstring)."""
-  if rule == "gcompris-scene":
-    if stats["opaque"] < 0.95 or stats["colours"] < 64:
-      return "", f"not a scene (opaque {stats['opaque']:.2f}, {stats['colours']} colours)"
-    return "scene", ""
-  if rule == "gcompris-photo":
-    return ("photo", "") if min(shape) >= 256 else ("", f"sprite ({shape[1]}x{shape[0]})")
-  if rule == "scratch":
-    if 0.55 <= stats["flat"] < 0.65:
-      return "", f"neither clearly drawn nor a photo (flat {stats['flat']:.2f})"
-    return ("scene" if stats["flat"] >= 0.65 else "photo"), ""
-  if rule == "supertux":
-    if stats["opaque"] < 0.9:
-      return "", f"a layer on transparency (opaque {stats['opaque']:.2f})"
-    if stats["colours"] < 100:
-      return "", f"fog or gradient ({stats['colours']} colours)"
-    if stats["mean_grey"] < 40 / 255:
-      return "", f"dark layer (mean grey {stats['mean_grey'] * 255:.0f})"
-    return "scene", ""
-  return rule, ""  # character, photo
-
-
-def crop_verdict(alpha: np.ndarray, rgb: np.ndarray) -> str:
-  """Why a crop is dropped ("" when it is kept): mostly transparent or blank."""
-  transparent = float((alpha < 128).mean())
-  if transparent > 0.75:
-    return f"mostly transparent ({transparent:.2f})"
-  top = colour_stats(np.dstack([rgb, np.full_like(alpha, 255)]))["top_share"]
-  return f"blank (one colour covers {top:.2f})" if top > 0.9 else ""
-
-
-# ------------------------------------------------------------------------------------------------
-# Decoding and cropping.
-
-
-def decode_raster(data: bytes) -> np.ndarray:
-  """Any Pillow-readable image (GIF, WebP, PNG, JPEG) -> RGBA uint8 (H, W, 4)."""
-  from PIL import Image
-
-  with Image.open(io.BytesIO(data)) as image:
-    return np.asarray(image.convert("RGBA"))
-
-
-def render_svg(data: bytes, *, width: int | None = None, height: int | None = None) -> np.ndarray:
-  """Renders SVG (or gzip'd SVGZ) bytes with resvg at the given width or height -> RGBA uint8."""
-  try:
-    import resvg_py
-  except ImportError:
-    raise ImportError("rendering SVG needs resvg-py: pip install 'cartoon_jax[data]'") from None
-  if data[:2] == b"\x1f\x8b":
-    data = gzip.decompress(data)
-  # System fonts are skipped so that the same packages give the same pixels on every machine;
-  # resvg-py's default dpi of 0 would make sizes in mm or cm zero, 96 is the CSS pixel.
-  png = resvg_py.svg_to_bytes(
-    svg_string=data.decode("utf-8"),
-    width=width,
-    height=height,
-    dpi=96.0,
-    skip_system_fonts=True,
-  )
-  return decode_raster(bytes(png))
-
-
-def square_crops(rgba: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-  """(RGB on white, alpha) crops of size x size: trimmed, resized, spread along the long side."""
-  ys, xs = np.nonzero(rgba[..., 3] >= 128)
-  if ys.size:
-    rgba = rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-  alpha = rgba[..., 3:].astype(np.float32) / 255
-  rgb = np.round(rgba[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
-  h, w = rgb.shape[:2]
-  scale = size / min(h, w)
-  new = (max(size, round(w * scale)), max(size, round(h * scale)))
-  interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-  rgb = cv2.resize(rgb, new, interpolation=interpolation)
-  alpha8 = cv2.resize(rgba[..., 3], new, interpolation=interpolation)
-  long = max(new)
-  n = max(1, round(long / size))
-  offsets = (
-    [(long - size) // 2] if n == 1 else [round(i * (long - size) / (n - 1)) for i in range(n)]
-  )
-  for off in offsets:
-    window = (slice(None), slice(off, off + size)) if new[0] > new[1] else (slice(off, off + size),)
-    yield rgb[window], alpha8[window]
-
-
-def decode_source(candidate: Candidate, size: int) -> tuple[np.ndarray | None, str, str]:
-  """(RGBA at working resolution or None, category, drop reason) of one candidate."""
-  if candidate.path.lower().endswith((".svg", ".svgz")):
-    preview = render_svg(candidate.data, width=PREVIEW_WIDTH)
-    category, reason = source_verdict(candidate.rule, colour_stats(preview), preview.shape[:2])
-    if not category:
-      return None, "", reason
-    portrait = preview.shape[0] >= preview.shape[1]
-    rgba = render_svg(candidate.data, **({"width": size} if portrait else {"height": size}))
-    return rgba, category, ""
-  rgba = decode_raster(candidate.data)
-  category, reason = source_verdict(candidate.rule, colour_stats(rgba), rgba.shape[:2])
-  return (rgba if category else None), category, reason
 
 
 # ------------------------------------------------------------------------------------------------
@@ -381,83 +251,106 @@ def build(
   if os.path.exists(dst) and not overwrite:
     raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
   parent = os.path.dirname(dst)
-  images.check_folder(parent, what=dst)
-  created = images.make_parents(dst)
+  fileio.check_folder(parent, what=dst)
+  created = fileio.make_parents(dst)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
   try:
-    rows, sources, dropped, failed = [], {}, [], []
-    bar = tqdm.tqdm(desc="source images", unit="img", disable=not progress)
-    for name, (_, candidates) in SOURCES.items():
-      for candidate in candidates(opened[name]):
-        bar.update()
-        key = f"{candidate.package}:{candidate.path}"
-        if candidate.error:
-          failed.append({"source": key, "error": candidate.error})
-          continue
-        try:
-          rgba, category, reason = decode_source(candidate, size)
-        except Exception as e:  # noqa: BLE001  every unreadable file is listed, none stops the run
-          failed.append({"source": key, "error": f"{type(e).__name__}: {e}"})
-          continue
-        if rgba is None:
-          dropped.append({"source": key, "reason": reason})
-          continue
-        stem, kept = output_stem(candidate), 0
-        for index, (rgb, alpha) in enumerate(square_crops(rgba, size)):
-          reason = crop_verdict(alpha, rgb)
-          if reason:
-            dropped.append({"source": f"{key}#{index}", "reason": reason})
-            continue
-          file = f"{CATEGORY_FOLDERS[category]}/{candidate.package}/{stem}_{index}.png"
-          path = os.path.join(tmp, "all", file)
-          os.makedirs(os.path.dirname(path), exist_ok=True)
-          with open(path, "wb") as f:
-            f.write(images.encode_image(".png", rgb))
-          rows.append(
-            {
-              "file": file,
-              "category": category,
-              "package": candidate.package,
-              "path": candidate.path,
-              "licence": candidate.licence,
-              "crop": index,
-            }
-          )
-          kept += 1
-        if kept:
-          sources[key] = category
-    bar.close()
-    heldout = set()
-    for category in CATEGORY_FOLDERS:
-      keys = [k for k, c in sources.items() if c == category]
-      heldout |= heldout_sources(keys, heldout_fraction)
-    for row in rows:
-      row["split"] = "heldout" if f"{row['package']}:{row['path']}" in heldout else "train"
-      target = os.path.join(tmp, row["split"], row["file"])
-      os.makedirs(os.path.dirname(target), exist_ok=True)
-      os.rename(os.path.join(tmp, "all", row["file"]), target)
-      row["file"] = f"{row['split']}/{row['file']}"
-    shutil.rmtree(os.path.join(tmp, "all"), ignore_errors=True)
-    rows.sort(key=lambda r: r["file"])
-    columns = ["file", "split", "category", "package", "path", "licence", "crop"]
-    with open(os.path.join(tmp, "manifest.csv"), "w", newline="") as f:
-      writer = csv.DictWriter(f, columns, lineterminator="\n")
-      writer.writeheader()
-      writer.writerows(rows)
+    rows, sources, dropped, failed = _write_crops(opened, os.path.join(tmp, "all"), size, progress)
+    _split(rows, sources, tmp, heldout_fraction)
     summary = summarize(rows, dropped, failed, size=size, heldout_fraction=heldout_fraction)
     summary["packages"] = {n: os.path.basename(p.origin) for n, p in opened.items()}
-    with open(os.path.join(tmp, "summary.json"), "w") as f:
-      json.dump(summary, f, indent=1, sort_keys=True)
-      f.write("\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the dataset from other users
+    _write_manifest(tmp, rows, summary)
     _swap_in(tmp, dst, parent)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
-    images.remove_empty(created)
+    fileio.remove_empty(created)
     raise
   return summary
+
+
+def _write_crops(
+  opened: dict[str, debian_packages.Package], folder: str, size: int, progress: bool
+) -> tuple[list[dict[str, Any]], dict[str, str], list[dict[str, str]], list[dict[str, str]]]:
+  """Writes every kept crop under `folder`/<category folder>/<package>/; returns the manifest
+  rows, the category of every source that kept a crop, the drops and the failures."""
+  rows, sources, dropped, failed = [], {}, [], []
+  bar = tqdm.tqdm(desc="source images", unit="img", disable=not progress)
+  for name, (_, candidates) in SOURCES.items():
+    for candidate in candidates(opened[name]):
+      bar.update()
+      key = f"{candidate.package}:{candidate.path}"
+      if candidate.error:
+        failed.append({"source": key, "error": candidate.error})
+        continue
+      try:
+        rgba, category, reason = art_images.decode_source(
+          candidate.path, candidate.data, candidate.rule, size
+        )
+      except Exception as e:  # noqa: BLE001  every unreadable file is listed, none stops the run
+        failed.append({"source": key, "error": f"{type(e).__name__}: {e}"})
+        continue
+      if rgba is None:
+        dropped.append({"source": key, "reason": reason})
+        continue
+      stem = output_stem(candidate)
+      for index, (rgb, alpha) in enumerate(art_images.square_crops(rgba, size)):
+        reason = art_images.crop_verdict(alpha, rgb)
+        if reason:
+          dropped.append({"source": f"{key}#{index}", "reason": reason})
+          continue
+        file = f"{CATEGORY_FOLDERS[category]}/{candidate.package}/{stem}_{index}.png"
+        path = os.path.join(folder, file)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+          f.write(images.encode_image(".png", rgb))
+        rows.append(
+          {
+            "file": file,
+            "category": category,
+            "package": candidate.package,
+            "path": candidate.path,
+            "licence": candidate.licence,
+            "crop": index,
+          }
+        )
+        sources[key] = category
+  bar.close()
+  return rows, sources, dropped, failed
+
+
+def _split(
+  rows: list[dict[str, Any]], sources: dict[str, str], tmp: str, heldout_fraction: float
+) -> None:
+  """Moves every crop from tmp/all/ to tmp/{train,heldout}/ by its source's split; sets the rows'
+  'split' and their 'file' relative to the dataset folder."""
+  heldout = set()
+  for category in CATEGORY_FOLDERS:
+    keys = [k for k, c in sources.items() if c == category]
+    heldout |= heldout_sources(keys, heldout_fraction)
+  for row in rows:
+    row["split"] = "heldout" if f"{row['package']}:{row['path']}" in heldout else "train"
+    target = os.path.join(tmp, row["split"], row["file"])
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(os.path.join(tmp, "all", row["file"]), target)
+    row["file"] = f"{row['split']}/{row['file']}"
+  shutil.rmtree(os.path.join(tmp, "all"), ignore_errors=True)
+  rows.sort(key=lambda r: r["file"])
+
+
+def _write_manifest(tmp: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+  """tmp/manifest.csv (one row per file) and tmp/summary.json; makes tmp readable as the umask
+  allows (mkdtemp's 0700 would hide the dataset from other users)."""
+  columns = ["file", "split", "category", "package", "path", "licence", "crop"]
+  with open(os.path.join(tmp, "manifest.csv"), "w", newline="") as f:
+    writer = csv.DictWriter(f, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+  with open(os.path.join(tmp, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1, sort_keys=True)
+    f.write("\n")
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)
 
 
 def _swap_in(tmp: str, dst: str, parent: str) -> None:
