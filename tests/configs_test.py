@@ -6,7 +6,7 @@ import os
 import jax
 import numpy as np
 import pytest
-from train_test import read_metrics, shrink
+from train_test import read_metrics
 
 from cartoon_jax import launch
 from cartoon_jax.configs import common
@@ -14,8 +14,8 @@ from cartoon_jax.configs import common
 NAMES = ("ssa_pmc", "baseline", "ssa", "pmc", "demo")
 
 
-def load(name):
-  return importlib.import_module(f"cartoon_jax.configs.{name}").get_config()
+def load(name, arg=None):
+  return importlib.import_module(f"cartoon_jax.configs.{name}").get_config(arg)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -51,6 +51,35 @@ def test_demo_is_small_and_uses_sample_data():
   assert c.data.source == "sample"
   assert c.data.image_size <= 64 and c.batch_size <= 8
   assert 0 < c.train.pretrain_steps < c.train.pretrain_steps + c.train.steps <= 100
+
+
+def test_the_demo_is_the_demo_variant_and_takes_an_argument():
+  assert load("demo").to_dict() == load("ssa_pmc", "demo").to_dict()
+  assert load("demo", "tiny").to_dict() == load("ssa_pmc", "demo,tiny").to_dict()
+  assert load("demo", "tiny").loss.options.content_net == "vgg16"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tiny_variant_is_test_size_and_keeps_the_experiment(name):
+  c, full = load(name, "tiny"), load(name)
+  assert (c.data.image_size, c.batch_size, c.model.generator.channels) == (32, 8, 8)
+  assert c.model.discriminator.channels == 8 and c.train.pretrain_steps + c.train.steps <= 4
+  assert c.vgg.vgg16_path == "" and not c.train.progress_bar
+  assert c.model.generator.ssa_patch_size == full.model.generator.ssa_patch_size
+  assert c.loss.to_dict() == full.loss.to_dict()
+
+
+def test_arguments_set_sizes_and_scale_the_schedule():
+  c = load("ssa_pmc", "size=128,batch=4,channels=16,pretrain_steps=10,steps=600")
+  assert (c.data.image_size, c.batch_size, c.train.pretrain_steps) == (128, 4, 10)
+  assert c.model.generator.channels == c.model.discriminator.channels == 16
+  assert (c.train.steps, c.optim.decay_start_step, c.optim.decay_end_step) == (600, 300, 630)
+  assert (c.train.log_every_steps, c.train.sample_every_steps) == (10, 150)
+  paper = load("ssa_pmc")  # the paper's schedule has the same shape
+  scaled = load("ssa_pmc", f"steps={paper.train.steps}")
+  assert scaled.optim.to_dict() == paper.optim.to_dict()
+  assert load("ssa_pmc", "demo,steps=8").data.image_size == 64  # variants, then sizes
+  assert load("ssa_pmc", "steps=8,tiny").train.steps == 8
 
 
 def test_readme_demo_starts_from_a_committed_generator_of_its_shape():
@@ -97,10 +126,11 @@ RUNS = [
 
 @pytest.mark.parametrize("name,dtype", RUNS)
 def test_config_runs_one_step(name, dtype, tmp_path):
-  """Every config, shrunk to 32x32 and one main-phase step, trains and exports."""
+  """Every config at test size (its `tiny` variant), one main-phase step, trains and exports."""
   from cartoon_jax import train
 
-  config = shrink(load(name), steps=1)
+  config = load(name, "tiny")
+  config.train.pretrain_steps, config.train.steps = 0, 1
   config.compute_dtype = dtype
   outputs = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1])
   (record,) = read_metrics(tmp_path)
