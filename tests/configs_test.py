@@ -2,8 +2,10 @@
 
 import importlib
 import os
+import re
 
 import jax
+import ml_collections as mlc
 import numpy as np
 import pytest
 from train_test import read_metrics
@@ -138,3 +140,61 @@ def test_config_runs_one_step(name, dtype, tmp_path):
   assert all(np.isfinite(v) for k, v in record.items() if k != "step"), record
   assert ("g/pmc" in record) == (config.loss.weights.pmc > 0)
   assert os.path.isfile(outputs["exported generator"])
+
+
+def _readme_key_table():
+  """{dotted key: the paper value's text} of README's "Config keys" table; a row naming several
+  keys (`loss.options.n_segments`, `slic_iters`, ...) gives each its comma-separated value."""
+  with open(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+  ) as f:
+    section = f.read().split("\n## Config keys\n")[1].split("\n## ")[0]
+  table_text = section.split("\n| key | paper")[1]
+  table = {}
+  for line in table_text.splitlines():
+    if not line.startswith("| `"):
+      continue
+    keys_cell, value_cell = (cell.strip() for cell in line.split("|")[1:3])
+    keys = [k.strip(" `") for k in keys_cell.split(",")]
+    group = keys[0].rpartition(".")[0]
+    keys = [keys[0]] + [k if "." in k else f"{group}.{k}" for k in keys[1:]]
+    values = re.findall(r"\s*\([^)]*\)|[^,]+", value_cell) if len(keys) > 1 else [value_cell]
+    assert len(values) == len(keys), line
+    table |= {key: value.strip() for key, value in zip(keys, values, strict=True)}
+  return table
+
+
+def _value_text(value):
+  """A config value written as the README's table writes it."""
+  if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+    return ", ".join(value)
+  if value == "":
+    return "''"
+  if isinstance(value, float) and value == int(value):
+    return str(int(value))
+  return str(value)
+
+
+def test_readme_key_table_matches_the_config():
+  """Every key of README's table is a key of base_config() and the other way round, with the
+  paper's value as the table states it."""
+  table = _readme_key_table()
+  config = common.base_config()
+  leaves = [
+    k for k in launch.config_keys(config) if not isinstance(_get(config, k), mlc.ConfigDict)
+  ]
+  assert set(table) - set(leaves) == set(), "on README's table, not in the config"
+  assert set(leaves) - set(table) == set(), "in the config, not on README's table"
+  for key, text in table.items():
+    value = _get(config, key)
+    want = _value_text(value)
+    if isinstance(value, float) and not isinstance(value, bool):
+      assert float(text) == value, (key, text, value)
+    else:
+      assert text == want, (key, text, want)
+
+
+def _get(config, key):
+  for part in key.split("."):
+    config = config[part]
+  return config
