@@ -103,6 +103,7 @@ def test_help(command, flag):
     (["--config.batch_size=four"], "--config.batch_size=four: expected an int"),
     (["--config.train.progress_bar=maybe"], "--config.train.progress_bar=maybe: expected a bool"),
     (["--config.data.image_sise=32"], "did you mean 'data.image_size'?"),
+    (["--config", "configs/ssa_pmc.py:huge"], "unknown config variant 'huge' (valid: "),
   ],
 )
 def test_command_line_config_errors_are_one_line_with_status_2(tmp_path, args, message):
