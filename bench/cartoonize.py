@@ -20,6 +20,7 @@ import numpy as np
 from bench.timing import best_seconds
 from cartoon_jax import video_io
 from cartoon_jax.cartoonize import Cartoonizer
+from cartoon_jax.generator_io import PAPER_SETTINGS
 from cartoon_jax.models.generator import SSAGenerator
 
 
@@ -30,7 +31,7 @@ def main() -> None:
   parser.add_argument("--clip-frames", type=int, default=16)
   args = parser.parse_args()
 
-  model = SSAGenerator(channels=32, num_blocks=4, ssa_patch_size=3)
+  model = SSAGenerator(**PAPER_SETTINGS)
   shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
   rng = np.random.default_rng(0)
   # Random weights drawn on the host (timing does not depend on their values).

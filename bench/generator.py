@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.timing import best_seconds
+from cartoon_jax.generator_io import PAPER_SETTINGS
 from cartoon_jax.models.generator import SSAGenerator
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     )
     times = {}
     for patch in (3, None):
-      model = SSAGenerator(ssa_patch_size=patch, dtype=dtype)
+      model = SSAGenerator(**{**PAPER_SETTINGS, "ssa_patch_size": patch}, dtype=dtype)
       params = random_params(model, x[:1])
       times[patch] = best_seconds(jax.jit(model.apply), params, x, repeats=args.repeats)
     print(

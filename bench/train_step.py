@@ -37,9 +37,7 @@ def matmul_flops_per_s(n: int, reps: int) -> float:
 
 
 def bench_size(size: int, batch: int, steps: int) -> dict[str, float]:
-  config = ssa_pmc.get_config()
-  config.batch_size, config.data.image_size = batch, size
-  config.train.pretrain_steps = 0
+  config = ssa_pmc.get_config(f"size={size},batch={batch},pretrain_steps=0")
   mesh = parallel.make_mesh()
   nets = train.build_nets(config)
   fns = train.build_steps(config, mesh, nets)

@@ -28,6 +28,7 @@ from absl import app, flags
 from ml_collections.config_flags import tuple_parser
 
 from cartoon_jax import __version__, fileio, launch
+from cartoon_jax.configs import common
 
 COMMANDS = {
   "train": "train a generator from a packaged config or a config file",
@@ -133,7 +134,10 @@ def build_train_parser(prog: str = TRAIN_PROG) -> argparse.ArgumentParser:
   parser.add_argument(
     "--config",
     required=True,
-    help=f"a packaged config ({', '.join(launch.packaged_configs())}) or a config file",
+    help=(
+      f"a packaged config ({', '.join(launch.packaged_configs())}) or a config file, optionally "
+      f"with :ARG, comma-separated ({common.ARG_HELP}), e.g. ssa_pmc:tiny or ssa_pmc:demo,steps=600"
+    ),
   )
   parser.add_argument(
     "--workdir",

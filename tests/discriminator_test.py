@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cartoon_jax.configs import common
 from cartoon_jax.models.discriminator import PatchDiscriminator
 
 
@@ -14,9 +15,8 @@ def _count(tree):
 
 @pytest.mark.parametrize("channels, count", [(3, 287_137), (1, 286_561)])
 def test_parameter_count(channels, count):
-  like = jax.eval_shape(
-    PatchDiscriminator().init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, channels))
-  )
+  paper = PatchDiscriminator(channels=common.base_config().model.discriminator.channels)
+  like = jax.eval_shape(paper.init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, channels)))
   assert set(like) == {"params", "batch_stats"}
   assert _count(like["params"]) == count
   assert like["params"]["conv0_0"]["kernel"].shape == (3, 3, channels, 32)

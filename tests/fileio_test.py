@@ -12,7 +12,7 @@ from cartoon_jax.models.generator import SSAGenerator
 
 
 def test_round_trip_is_exact(tmp_path):
-  model = SSAGenerator(channels=8, num_blocks=1)
+  model = SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=3)
   like = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
   rng = np.random.default_rng(0)
   variables = jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape), s.dtype), like)

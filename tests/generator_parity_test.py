@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cartoon_jax import fileio, weights
+from cartoon_jax.generator_io import PAPER_SETTINGS
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19
 from cartoon_jax.weights import convert
@@ -116,7 +117,7 @@ def test_generator_matches_authors_pytorch(torch_generator, size):
   x = np.random.default_rng(0).uniform(-1, 1, size=(2, *size, 3)).astype(np.float32)
   with torch.no_grad():
     want = torch_generator(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
-  got = np.asarray(jax.jit(SSAGenerator().apply)(params, x))
+  got = np.asarray(jax.jit(SSAGenerator(**PAPER_SETTINGS).apply)(params, x))
   assert np.abs(want).max() > 0.05  # a non-trivial output
   np.testing.assert_allclose(got, want, atol=1e-4)
 
@@ -128,7 +129,9 @@ def test_cli_converts_lightning_checkpoint(tmp_path):
   torch.save({"epoch": 3, "state_dict": lit.state_dict()}, ckpt)
   dst = tmp_path / "g.npz"
   assert main(["convert", "--kind", "authors_generator", str(ckpt), str(dst)]) == 0
-  like = jax.eval_shape(SSAGenerator().init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
+  like = jax.eval_shape(
+    SSAGenerator(**PAPER_SETTINGS).init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3))
+  )
   params = weights.load_checked(dst, like=like)
   np.testing.assert_array_equal(
     params["params"]["resblock_2"]["conv1"]["kernel"],

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cartoon_jax.generator_io import PAPER_SETTINGS
 from cartoon_jax.models.generator import SSAGenerator, torch_conv_init
 
 
@@ -28,7 +29,7 @@ def _count(tree):
 
 @pytest.mark.parametrize("patch", [3, 5, None])
 def test_parameter_count_and_names(patch):
-  model = SSAGenerator(ssa_patch_size=patch)
+  model = SSAGenerator(**{**PAPER_SETTINGS, "ssa_patch_size": patch})
   like = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
   assert list(like) == ["params"]
   assert _count(like) == 1_467_075
@@ -52,7 +53,7 @@ def test_init_matches_torch_default_ranges():
 
 
 def test_output_shape_range_and_ssa_effect():
-  model = SSAGenerator(channels=8, num_blocks=2)
+  model = SSAGenerator(channels=8, num_blocks=2, ssa_patch_size=3)
   params = random_params(model, (1, 16, 16, 3))
   x = np.random.default_rng(1).uniform(-1, 1, size=(2, 16, 24, 3)).astype(np.float32)
   y = np.asarray(jax.jit(model.apply)(params, x))
@@ -67,7 +68,7 @@ def test_output_shape_range_and_ssa_effect():
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = SSAGenerator(channels=8, num_blocks=1, dtype=jnp.bfloat16)
+  model = SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=3, dtype=jnp.bfloat16)
   like = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 3)))
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(like))
   out = jax.eval_shape(model.apply, like, jnp.zeros((1, 8, 8, 3)))
@@ -76,6 +77,6 @@ def test_bfloat16_compute_keeps_float32_params():
 
 @pytest.mark.parametrize("shape", [(1, 18, 16, 3), (1, 16, 10, 3)])
 def test_sizes_not_multiple_of_4_raise(shape):
-  model = SSAGenerator(channels=8, num_blocks=1)
+  model = SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=3)
   with pytest.raises(ValueError, match="multiples of 4"):
     jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(shape))

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("onnxruntime", reason="pip install '.[onnx]': the test exports to ONNX")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-  "--config.train.pretrain_steps=1", "--config.train.steps=2", "--config.data.image_size=32",
-  "--config.model.generator.channels=8", "--config.model.discriminator.channels=8",
-  "--config.train.progress_bar=False", "--config.vgg.vgg16_path=",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +79,7 @@ def test_commands_run_outside_the_checkout(installed, tmp_path):
   assert where.startswith(env["PYTHONPATH"]) and not where.startswith(ROOT)
   assert run("--version").startswith("cartoon-jax ")
 
-  out = run("train", "--config", "demo", "--workdir", "run", *TINY)
+  out = run("train", "--config", "demo:tiny,steps=2", "--workdir", "run")
   assert f"exported generator: {tmp_path / 'run' / 'generator.npz'}" in out
   out = run("export", "run", "--npz", "g.npz", "--onnx", "g.onnx")
   assert "wrote g.npz" in out and "wrote g.onnx" in out

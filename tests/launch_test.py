@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from cartoon_jax import cli, launch
-from cartoon_jax.configs import demo
+from cartoon_jax.configs import common, demo, ssa_pmc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,6 +89,7 @@ def test_help(command, flag):
   out = " ".join(result.stdout.split())  # wrapping follows the terminal's width
   assert out.startswith("usage: cartoon-jax train [-h] --config CONFIG --workdir WORKDIR")
   assert f"a packaged config ({', '.join(launch.packaged_configs())}) or a config file" in out
+  assert f":ARG, comma-separated ({common.ARG_HELP})" in out
   for text in ("--workdir WORKDIR", "--multihost", "--config.KEY=VALUE", *cli.TRAIN_EXAMPLES):
     assert text in out, text
   assert '"Config keys" of README.md' in out
@@ -102,6 +103,7 @@ def test_help(command, flag):
     (["--config.batch_size=four"], "--config.batch_size=four: expected an int"),
     (["--config.train.progress_bar=maybe"], "--config.train.progress_bar=maybe: expected a bool"),
     (["--config.data.image_sise=32"], "did you mean 'data.image_size'?"),
+    (["--config", "configs/ssa_pmc.py:huge"], "unknown config variant 'huge' (valid: "),
   ],
 )
 def test_command_line_config_errors_are_one_line_with_status_2(tmp_path, args, message):
@@ -122,6 +124,30 @@ def test_a_url_workdir_is_refused_in_one_line(tmp_path, capsys):
     "cartoon-jax train: error: --workdir gs://bucket/runs/x: a URL is not a folder; give a "
     "mounted path\n"
   )
+
+
+@pytest.mark.parametrize("value", ["ssa_pmc:tiny,steps=5", "configs/ssa_pmc.py:tiny,steps=5"])
+def test_config_argument_by_name_and_by_path(value):
+  _, config = cli.parse_train_args(["--config", value, "--workdir", "w"])
+  assert config.to_dict() == ssa_pmc.get_config("tiny,steps=5").to_dict()
+  assert (config.data.image_size, config.train.steps) == (32, 5)
+
+
+@pytest.mark.parametrize(
+  "value, message",
+  [
+    ("ssa_pmc:tiny,huge", "unknown config variant 'huge'"),
+    ("configs/demo.py:size=big", "config argument 'size=big': 'big' is not an integer"),
+    ("demo:width=3", "config argument 'width=3': unknown key 'width'"),
+  ],
+)
+def test_a_bad_config_argument_is_one_line_naming_it_and_the_valid_ones(value, message, capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.parse_train_args(["--config", value, "--workdir", "w"])
+  assert e.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith(f"cartoon-jax train: error: {message}") and err.count("\n") == 1
+  assert f"(valid: {common.ARG_HELP})" in err or "is not an integer" in err
 
 
 def test_missing_config_file_is_an_error(tmp_path):

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import losses
+from cartoon_jax import losses, train
+from cartoon_jax.configs import ssa_pmc
 
 
 def _np_tv(y):
@@ -77,23 +78,28 @@ def test_bad_shapes_raise():
     losses.content_loss(jnp.zeros((1, 2, 2, 3)), jnp.zeros((1, 2, 2, 4)))
 
 
+PAPER_WEIGHTS, PAPER_OPTIONS = train.loss_settings(ssa_pmc.get_config())
+
+
 def test_loss_weights():
-  code = losses.LossWeights()
-  assert dataclasses.astuple(code) == (0.1, 1.0, 200.0, 200.0, 1e4, 1.0)
+  assert dataclasses.astuple(PAPER_WEIGHTS) == (0.1, 1.0, 200.0, 200.0, 1e4, 1.0)
   with pytest.raises(dataclasses.FrozenInstanceError):
-    code.tv = 1.0
+    PAPER_WEIGHTS.tv = 1.0
+  with pytest.raises(TypeError, match="pmc"):  # no defaults: every weight comes from a config
+    losses.LossWeights(surface=0.1, texture=1.0, structure=200.0, content=200.0, tv=1e4)
 
 
 def test_loss_options_validate_and_hash():
-  options = losses.LossOptions(pmc_layers=["relu2_1"], affine_scale=[0.9, 1.1])
+  options = dataclasses.replace(PAPER_OPTIONS, pmc_layers=["relu2_1"], affine_scale=[0.9, 1.1])
   assert options.pmc_layers == ("relu2_1",) and options.affine_scale == (0.9, 1.1)
-  assert hash(options) == hash(losses.LossOptions(pmc_layers=("relu2_1",), affine_scale=(0.9, 1.1)))
+  again = dataclasses.replace(PAPER_OPTIONS, pmc_layers=("relu2_1",), affine_scale=(0.9, 1.1))
+  assert hash(options) == hash(again)
   with pytest.raises(ValueError, match="pmc_mode"):
-    losses.LossOptions(pmc_mode="local")
+    dataclasses.replace(PAPER_OPTIONS, pmc_mode="local")
   with pytest.raises(ValueError, match="pmc_rank"):
-    losses.LossOptions(pmc_rank=True)
-  assert losses.LossOptions(pmc_mode="sampled_official", pmc_rank=True).pmc_rank
+    dataclasses.replace(PAPER_OPTIONS, pmc_rank=True)
+  assert dataclasses.replace(PAPER_OPTIONS, pmc_mode="sampled_official", pmc_rank=True).pmc_rank
   with pytest.raises(ValueError, match="relu9_9"):
-    losses.LossOptions(pmc_layers=("relu9_9",))
+    dataclasses.replace(PAPER_OPTIONS, pmc_layers=("relu9_9",))
   with pytest.raises(ValueError, match="superpixel_method"):
-    losses.LossOptions(superpixel_method="felzenszwalb")
+    dataclasses.replace(PAPER_OPTIONS, superpixel_method="felzenszwalb")

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import losses
+from cartoon_jax import losses, train
+from cartoon_jax.configs import ssa_pmc
 from cartoon_jax.losses import objectives
 from cartoon_jax.models.discriminator import PatchDiscriminator
 from cartoon_jax.models.generator import SSAGenerator
@@ -20,13 +21,14 @@ from cartoon_jax.ops.color import color_shift
 from cartoon_jax.ops.filtering import guided_filter
 
 NETS = losses.Nets(
-  generator=SSAGenerator(channels=8, num_blocks=1),
+  generator=SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=3),
   disc_surface=PatchDiscriminator(channels=8),
   disc_texture=PatchDiscriminator(channels=8),
   vgg19=VGG19(),
   vgg16=VGG16(),
 )
 CALLBACKS = ("pure_callback", "io_callback")
+WEIGHTS, OPTIONS = train.loss_settings(ssa_pmc.get_config())  # the paper's
 
 
 def _random_like(shapes, seed):
@@ -73,8 +75,8 @@ def _loss_fn(variables, photo, cartoon, rng, weights=None, options=None, **kwarg
     photo=photo,
     cartoon=cartoon,
     rng=rng,
-    weights=weights or losses.LossWeights(),
-    options=options or losses.LossOptions(),
+    weights=weights or WEIGHTS,
+    options=options or OPTIONS,
     **kwargs,
   )
 
@@ -97,7 +99,7 @@ def _generator_loss(g_params, variables, photo, cartoon, rng, *, weights, option
 STATIC = ("weights", "options", "dtype")
 loss_only = jax.jit(_generator_loss, static_argnames=STATIC)
 loss_and_grad = jax.jit(jax.value_and_grad(_generator_loss, has_aux=True), static_argnames=STATIC)
-DEFAULTS = {"weights": losses.LossWeights(), "options": losses.LossOptions(), "dtype": jnp.float32}
+DEFAULTS = {"weights": WEIGHTS, "options": OPTIONS, "dtype": jnp.float32}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +128,7 @@ def test_default_path_has_no_host_callback(small):
   )
   for name in CALLBACKS:
     assert name not in text
-  host = losses.LossOptions(superpixel_method="host")
+  host = dataclasses.replace(OPTIONS, superpixel_method="host")
   text = str(jax.make_jaxpr(_loss_fn(variables, photo, cartoon, rng, options=host))(g_params))
   assert "pure_callback" in text
 
@@ -134,7 +136,7 @@ def test_default_path_has_no_host_callback(small):
 def test_generator_loss_finite_with_every_term(small, small_step):
   g_params, variables, photo, cartoon, _ = small
   (total, (terms, stats, images)), grads = small_step
-  weights = losses.LossWeights()
+  weights = WEIGHTS
   for name in objectives.TERMS:
     assert terms[name].shape == () and terms[name].dtype == jnp.float32
     np.testing.assert_allclose(
@@ -210,7 +212,7 @@ def _pmc_gradients(g_params, variables, photo, cartoon, rng):
   """Generator-loss gradient with only PMC on, and the PMC gradient split by output frame."""
   only_pmc = losses.LossWeights(surface=0, texture=0, structure=0, content=0, tv=0, pmc=1)
   total_grad = jax.grad(lambda p: _generator_loss(
-    p, variables, photo, cartoon, rng, weights=only_pmc, options=losses.LossOptions(),
+    p, variables, photo, cartoon, rng, weights=only_pmc, options=OPTIONS,
     dtype=jnp.float32)[0])(g_params)  # fmt: skip
   rng_affine, _, rng_pmc = jax.random.split(rng, 3)
   second, _ = random_affine(rng_affine, photo)
@@ -239,8 +241,8 @@ def test_pmc_gradient_reaches_generator_through_both_outputs(small):
 
 def test_pmc_off_skips_second_frame(small):
   g_params, variables, photo, cartoon, rng = small
-  no_pmc = dataclasses.replace(losses.LossWeights(), pmc=0.0)
-  options = losses.LossOptions(pmc_mode="sampled_official")
+  no_pmc = dataclasses.replace(WEIGHTS, pmc=0.0)
+  options = dataclasses.replace(OPTIONS, pmc_mode="sampled_official")
   total, (terms, _, images) = loss_only(
     g_params, variables, photo, cartoon, rng, weights=no_pmc, options=options, dtype=jnp.float32
   )
@@ -253,10 +255,8 @@ def test_pmc_off_skips_second_frame(small):
 @pytest.mark.slow
 def test_sampled_official_and_bf16_compute_run(small):
   g_params, variables, photo, cartoon, rng = small
-  options = losses.LossOptions(pmc_mode="sampled_official", pmc_rank=True)
-  total, (terms, _, _) = loss_only(
-    *small, weights=losses.LossWeights(), options=options, dtype=jnp.bfloat16
-  )
+  options = dataclasses.replace(OPTIONS, pmc_mode="sampled_official", pmc_rank=True)
+  total, (terms, _, _) = loss_only(*small, weights=WEIGHTS, options=options, dtype=jnp.bfloat16)
   assert np.isfinite(float(total)) and 0.0 <= float(terms["pmc"]) <= 2.0
   assert all(v.dtype == jnp.float32 for v in terms.values())
 
@@ -338,8 +338,8 @@ def test_content_net_vgg16_uses_conv4_3_and_needs_no_vgg19(small):
   distances of VGG16 conv4_3 features; the VGG19 params are not needed at all."""
   g_params, variables, photo, cartoon, rng = small
   without_vgg19 = {k: v for k, v in variables.items() if k != "vgg19"}
-  no_pmc = dataclasses.replace(losses.LossWeights(), pmc=0.0)
-  options = losses.LossOptions(content_net="vgg16")
+  no_pmc = dataclasses.replace(WEIGHTS, pmc=0.0)
+  options = dataclasses.replace(OPTIONS, content_net="vgg16")
   _, (terms, _, images) = loss_only(
     g_params, without_vgg19, photo, cartoon, rng, weights=no_pmc, options=options, dtype=jnp.float32
   )
@@ -352,4 +352,4 @@ def test_content_net_vgg16_uses_conv4_3_and_needs_no_vgg19(small):
     terms["structure"], losses.content_loss(conv4_3(images["superpixel"]), y), rtol=1e-4
   )
   with pytest.raises(ValueError, match="content_net='vgg13'"):
-    losses.LossOptions(content_net="vgg13")
+    dataclasses.replace(OPTIONS, content_net="vgg13")

@@ -29,26 +29,11 @@ from cartoon_jax.evaluate.style_stats import colour_count, laplacian_energy
 from cartoon_jax.models.generator import SSAGenerator
 
 
-def shrink(c, *, pretrain_steps=0, steps=1):
-  """`c` at test size: 32x32, batch 8 (one image per fake device), 8-channel nets, short phases."""
-  c.batch_size = 8
-  c.data.image_size = 32
-  c.data.random_crop = c.data.random_flip = False
-  c.model.generator.channels = 8
-  c.model.discriminator.channels = 8
-  c.train.pretrain_steps = pretrain_steps
-  c.train.steps = steps
-  c.optim.decay_start_step, c.optim.decay_end_step = 1, 6
-  c.train.log_every_steps = 1
-  c.train.sample_every_steps = 2
-  c.train.checkpoint_every_steps = 2
-  c.train.progress_bar = False
-  c.vgg.vgg16_path = ""  # random VGG16: tests never read weights converted on this machine
-  return c
-
-
 def tiny_config(pretrain_steps=1, steps=3):
-  return shrink(demo.get_config(), pretrain_steps=pretrain_steps, steps=steps)
+  """The demo at test size (`demo:tiny`) with phases of these lengths."""
+  config = demo.get_config("tiny")
+  config.train.pretrain_steps, config.train.steps = pretrain_steps, steps
+  return config
 
 
 def read_json(path):

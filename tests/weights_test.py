@@ -95,7 +95,9 @@ def test_authors_generator_mapping():
   sd = generator_dict(c=8, blocks=2)
   params, meta = convert.authors_generator(sd)
   assert meta == {"model": "SSAGenerator", "channels": 8, "num_blocks": 2, "ssa_patch_size": 3}
-  fileio.check_tree(params, like=_like(SSAGenerator(channels=8, num_blocks=2)), source="test")
+  fileio.check_tree(
+    params, like=_like(SSAGenerator(channels=8, num_blocks=2, ssa_patch_size=3)), source="test"
+  )
   np.testing.assert_array_equal(
     params["params"]["resblock_1"]["conv2"]["kernel"],
     np.transpose(sd["generator.resblock.1.conv2.weight"], (2, 3, 1, 0)),
@@ -136,19 +138,21 @@ def test_converter_errors_name_the_key():
 
 
 def test_load_checked_errors(tmp_path):
-  like = _like(SSAGenerator(channels=8, num_blocks=1))
+  like = _like(SSAGenerator(channels=8, num_blocks=1, ssa_patch_size=3))
   params = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), like)
   path = tmp_path / "g.npz"
   fileio.save_params(params, path)
   assert weights.load_checked(path, like=like)["params"]["conv9"]["kernel"].shape == (7, 7, 8, 3)
   with pytest.raises(ValueError, match="g.npz: missing key 'params/resblock_1/conv1/bias'"):
-    weights.load_checked(path, like=_like(SSAGenerator(channels=8, num_blocks=2)))
+    weights.load_checked(path, like=_like(SSAGenerator(channels=8, num_blocks=2, ssa_patch_size=3)))
   with pytest.raises(ValueError, match="g.npz: unexpected key 'params/resblock_0/conv1/bias'"):
-    weights.load_checked(path, like=_like(SSAGenerator(channels=8, num_blocks=0)))
+    weights.load_checked(path, like=_like(SSAGenerator(channels=8, num_blocks=0, ssa_patch_size=3)))
   with pytest.raises(
     ValueError, match=r"key 'params/conv/bias' has shape \(8,\), expected \(16,\)"
   ):
-    weights.load_checked(path, like=_like(SSAGenerator(channels=16, num_blocks=1)))
+    weights.load_checked(
+      path, like=_like(SSAGenerator(channels=16, num_blocks=1, ssa_patch_size=3))
+    )
   pickled = tmp_path / "p.npz"
   np.savez(pickled, a=np.array([None], dtype=object))
   with pytest.raises(ValueError, match="p.npz"):

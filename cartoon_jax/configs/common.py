@@ -1,8 +1,13 @@
-"""Shared config builder: every key a run reads, with the paper's values as defaults.
+"""Shared config builder: every key a run reads, with the paper's values as defaults, and the
+variants every experiment file takes as its argument.
 
-The experiment files (ssa_pmc.py, baseline.py, ssa.py, pmc.py, demo.py) start from `base_config()`
-and change a few keys. Every key is explained in README.md ("Config keys").
+The experiment files (ssa_pmc.py, baseline.py, ssa.py, pmc.py, demo.py) start from `base_config()`,
+change a few keys, and end with `apply_arg(config, arg)`: `get_config("tiny")`, `--config
+ssa_pmc:tiny`, `--config ssa_pmc:demo,steps=600`. Every key and variant is explained in README.md
+("Config keys").
 """
+
+from collections.abc import Callable
 
 import ml_collections as mlc
 
@@ -113,4 +118,85 @@ def use_imagenet_vgg16(c: mlc.ConfigDict) -> mlc.ConfigDict:
   c.loss.options.content_net = "vgg16"
   c.loss.weights.content *= TORCHVISION_FEATURE_SCALE
   c.loss.weights.structure *= TORCHVISION_FEATURE_SCALE
+  return c
+
+
+def _tiny(c: mlc.ConfigDict) -> None:
+  """Test size: 32x32, batch 8 (one image per fake device), 8-channel nets, 1 + 3 steps, random
+  VGG16 (tests never read weights converted on the machine), no progress bar."""
+  c.batch_size = 8
+  c.data.image_size = 32
+  c.data.random_crop = c.data.random_flip = False
+  c.model.generator.channels = c.model.discriminator.channels = 8
+  c.train.pretrain_steps, c.train.steps = 1, 3
+  c.optim.decay_start_step, c.optim.decay_end_step = 1, 6
+  c.train.log_every_steps = 1
+  c.train.sample_every_steps = c.train.checkpoint_every_steps = 2
+  c.train.progress_bar = False
+  c.vgg.vgg16_path = ""
+
+
+def _demo(c: mlc.ConfigDict) -> None:
+  """CPU demo (configs/demo.py): 64x64 random crops and flips of the bundled sample data, batch
+  4, 16-channel nets, 6 pretrain + 24 main steps, ImageNet VGG16 for every perceptual term."""
+  use_imagenet_vgg16(c)
+  c.batch_size = 4
+  c.data.source = "sample"
+  c.data.image_size = 64
+  c.data.random_crop = c.data.random_flip = True
+  c.model.generator.channels = c.model.discriminator.channels = 16
+  c.train.pretrain_steps, c.train.steps = 6, 24
+  c.optim.decay_start_step, c.optim.decay_end_step = 12, 30
+  c.train.log_every_steps = 3
+  c.train.sample_every_steps = 6
+  c.train.checkpoint_every_steps = 12
+
+
+def set_steps(c: mlc.ConfigDict, steps: int) -> None:
+  """Main phase of `steps` steps with the paper's schedule scaled to it (LR constant for half the
+  phase, then linear to 0 one 20th past its end), a metrics log every steps / 4 steps (at most
+  10) and sample grids every steps / 4."""
+  c.train.steps = steps
+  c.optim.decay_start_step = max(steps // 2, 1)
+  c.optim.decay_end_step = max(steps * 21 // 20, c.optim.decay_start_step + 1)
+  c.train.log_every_steps = max(1, min(10, steps // 4))
+  c.train.sample_every_steps = max(1, steps // 4)
+
+
+def _set_channels(c: mlc.ConfigDict, channels: int) -> None:
+  c.model.generator.channels = c.model.discriminator.channels = channels
+
+
+VARIANTS: dict[str, Callable[[mlc.ConfigDict], None]] = {"tiny": _tiny, "demo": _demo}
+# KEY=VALUE items of the argument (integers), applied after the variants.
+ARG_KEYS: dict[str, Callable[[mlc.ConfigDict, int], None]] = {
+  "size": lambda c, v: setattr(c.data, "image_size", v),
+  "batch": lambda c, v: setattr(c, "batch_size", v),
+  "channels": _set_channels,
+  "pretrain_steps": lambda c, v: setattr(c.train, "pretrain_steps", v),
+  "steps": set_steps,
+}
+ARG_HELP = f"variants: {', '.join(VARIANTS)}; KEY=INT with KEY one of {', '.join(ARG_KEYS)}"
+
+
+def apply_arg(c: mlc.ConfigDict, arg: str | None) -> mlc.ConfigDict:
+  """`c` changed by a config argument: comma-separated variant names (`VARIANTS`, in order), then
+  `KEY=INT` items (`ARG_KEYS`). ValueError naming a bad item and the valid ones."""
+  items = [item for item in (arg or "").split(",") if item]
+  names = [item for item in items if "=" not in item]
+  for name in names:
+    if name not in VARIANTS:
+      raise ValueError(f"unknown config variant {name!r} (valid: {ARG_HELP})")
+    VARIANTS[name](c)
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep:
+      continue
+    if key not in ARG_KEYS:
+      raise ValueError(f"config argument {item!r}: unknown key {key!r} (valid: {ARG_HELP})")
+    try:
+      value = int(text)
+    except ValueError:
+      raise ValueError(f"config argument {item!r}: {text!r} is not an integer") from None
+    ARG_KEYS[key](c, value)
   return c

@@ -10,7 +10,7 @@ import ml_collections as mlc
 from cartoon_jax.configs import common
 
 
-def get_config() -> mlc.ConfigDict:
+def get_config(arg: str | None = None) -> mlc.ConfigDict:
   config = common.base_config()
   config.loss.weights.pmc = 0.0
-  return config
+  return common.apply_arg(config, arg)

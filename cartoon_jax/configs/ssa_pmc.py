@@ -13,5 +13,5 @@ import ml_collections as mlc
 from cartoon_jax.configs import common
 
 
-def get_config() -> mlc.ConfigDict:
-  return common.base_config()
+def get_config(arg: str | None = None) -> mlc.ConfigDict:
+  return common.apply_arg(common.base_config(), arg)

@@ -40,36 +40,37 @@ TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-  """Generator loss weights; defaults are the authors' code (README run: PMC weight 1), as in
-  cartoon_jax/configs/common.py. pmc=0 skips the second frame and the PMC features altogether.
+  """Generator loss weights (config.loss.weights; the paper's in cartoon_jax/configs/common.py).
+  pmc=0 skips the second frame and the PMC features altogether.
   """
 
-  surface: float = 0.1
-  texture: float = 1.0
-  structure: float = 200.0
-  content: float = 200.0
-  tv: float = 1e4
-  pmc: float = 1.0
+  surface: float
+  texture: float
+  structure: float
+  content: float
+  tv: float
+  pmc: float
 
 
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
-  """Static switches of the generator loss (hashable: usable as static jit arguments)."""
+  """Static switches of the generator loss (config.loss.options; hashable: usable as static jit
+  arguments)."""
 
-  pmc_mode: str = "global"  # or "sampled_official"
-  pmc_layers: tuple[str, ...] = ("relu2_1", "relu3_1", "relu4_1")
-  pmc_rank: bool = False  # top-quarter masking, sampled_official only
-  superpixel_method: str = "device"  # or "host" (skimage through a callback, parity checks)
-  content_net: str = "vgg19"  # content/structure features: a key of CONTENT_LAYERS
-  n_segments: int = 200
-  slic_iters: int = 10
-  superpixel_power: float = 1.2
-  guided_eps: float = 1e-2
-  affine_degrees: float = 1.0
-  affine_translate: float = 0.01
-  affine_scale: tuple[float, float] = (0.97, 1.03)
-  affine_shear: float = 1.0
-  affine_per_sample: bool = False
+  pmc_mode: str  # "global" or "sampled_official"
+  pmc_layers: tuple[str, ...]
+  pmc_rank: bool  # top-quarter masking, sampled_official only
+  superpixel_method: str  # "device" or "host" (skimage through a callback, parity checks)
+  content_net: str  # content/structure features: a key of CONTENT_LAYERS
+  n_segments: int
+  slic_iters: int
+  superpixel_power: float
+  guided_eps: float
+  affine_degrees: float
+  affine_translate: float
+  affine_scale: tuple[float, float]
+  affine_shear: float
+  affine_per_sample: bool
 
   def __post_init__(self):
     # Config files may hand over lists; keep the dataclass hashable.

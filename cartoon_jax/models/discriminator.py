@@ -18,7 +18,7 @@ class PatchDiscriminator(nn.Module):
   sigma in 'batch_stats'), eps 1e-12. Call with mutable=['batch_stats'] when update_stats is True.
   """
 
-  channels: int = 32
+  channels: int
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact

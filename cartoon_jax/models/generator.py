@@ -153,9 +153,9 @@ class SSAGenerator(nn.Module):
     dtype: computation dtype (params stay float32).
   """
 
-  channels: int = 32
-  num_blocks: int = 4
-  ssa_patch_size: int = 3
+  channels: int
+  num_blocks: int
+  ssa_patch_size: int
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
