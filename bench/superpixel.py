@@ -19,7 +19,8 @@ import skimage.data
 from skimage.segmentation import slic as skimage_slic
 from skimage.transform import resize
 
-from cartoon_jax.ops.superpixel import slic, superpixel_colour, superpixel_target
+from cartoon_jax.ops.slic import slic
+from cartoon_jax.ops.superpixel import superpixel_colour, superpixel_target
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 

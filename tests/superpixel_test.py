@@ -13,13 +13,9 @@ from jax.sharding import PartitionSpec as P
 from skimage.segmentation import slic as skimage_slic
 from skimage.transform import resize
 
-from cartoon_jax.ops import superpixel
-from cartoon_jax.ops.superpixel import (
-  num_slic_segments,
-  slic,
-  superpixel_colour,
-  superpixel_target,
-)
+from cartoon_jax.ops import slic as slic_lib
+from cartoon_jax.ops.slic import num_slic_segments, slic
+from cartoon_jax.ops.superpixel import superpixel_colour, superpixel_target
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -48,7 +44,7 @@ def photos() -> np.ndarray:
   ("shape", "n"), [((1, 256, 256), 200), ((1, 64, 48), 200), ((1, 7, 300), 50)]
 )
 def test_grid_matches_skimage_regular_grid(shape, n):
-  starts, steps = superpixel._regular_grid(shape, n)
+  starts, steps = slic_lib._regular_grid(shape, n)
   expected = skimage.util.regular_grid(shape, n)
   assert starts == [s.start for s in expected] and steps == [s.step for s in expected]
   assert num_slic_segments(256, 256) == 196
@@ -57,7 +53,7 @@ def test_grid_matches_skimage_regular_grid(shape, n):
 @pytest.mark.parametrize("size", [(20, 20), (3, 30)])
 def test_gaussian_blur_matches_scipy(size):
   x = np.random.default_rng(0).normal(size=(2, *size)).astype(np.float32)
-  out = np.asarray(jax.jit(lambda v: superpixel._gaussian_blur(v, 1.0))(x))
+  out = np.asarray(jax.jit(lambda v: slic_lib._gaussian_blur(v, 1.0))(x))
   np.testing.assert_allclose(
     out, scipy.ndimage.gaussian_filter(x, (0, 1, 1), mode="reflect", truncate=4.0), atol=1e-5
   )
@@ -70,7 +66,7 @@ def _slic_reference(
   blur, grid and distance, but each pixel picks the nearest of the centres of the 3 x 3 grid cells
   around its own (cells past the last centre row/column belong to it), ties to the lowest label."""
   h, w, _ = image.shape
-  (y0, x0), (sy, sx), (ny, nx) = superpixel._grid(h, w, n_segments)
+  (y0, x0), (sy, sx), (ny, nx) = slic_lib._grid(h, w, n_segments)
   step = max(sy, sx)
   rgb = (image - image.min()) / (image.max() - image.min())
   lab = skimage.color.rgb2lab(rgb)
