@@ -39,6 +39,9 @@ SURFACE_RADIUS, SURFACE_EPS = 5, 0.2
 STRUCTURE_RADIUS = 1
 SUPERPIXEL_METHODS = ("device", "host")
 TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
+# The perceptual terms' image sets: without gradient, and the generator's outputs.
+FIXED_IMAGES = ("photo", "second_frame", "superpixel")
+OUTPUT_IMAGES = ("output", "output_second")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _structure_target(x: jax.Array, y: jax.Array, options: LossOptions) -> jax.A
   return jax.lax.stop_gradient(target.astype(jnp.float32))
 
 
-def feature_requests(options: LossOptions, *, pmc: bool) -> dict[str, dict[str, tuple[str, ...]]]:
+def _feature_requests(options: LossOptions, *, pmc: bool) -> dict[str, dict[str, tuple[str, ...]]]:
   """{vgg name: {image name: layers}} the perceptual terms read: content and structure from
   options.content_net over 'photo', 'superpixel' and 'output'; with PMC, VGG16's PMC layers over
   'photo', 'second_frame', 'output' and 'output_second'."""
@@ -179,17 +182,17 @@ def perceptual_features(
   pmc: bool,
   compute_dtype: jnp.dtype,
 ) -> dict[str, dict[str, dict[str, jax.Array]]]:
-  """{vgg name: {image name: {layer: features}}} of `feature_requests`, in compute_dtype.
+  """{vgg name: {image name: {layer: features}}} of `_feature_requests`, in compute_dtype.
 
   Per VGG, one staged pass (`staged_features`) over the images that carry no gradient (photo,
   second frame, superpixel target) and one over the generator's outputs, so that the backward
   pass covers only the outputs and no image runs deeper than its terms need.
   """
   features = {}
-  for name, wanted in feature_requests(options, pmc=pmc).items():
+  for name, wanted in _feature_requests(options, pmc=pmc).items():
     net = getattr(nets, name).clone(dtype=compute_dtype)
     features[name] = {}
-    for group in (("photo", "second_frame", "superpixel"), ("output", "output_second")):
+    for group in (FIXED_IMAGES, OUTPUT_IMAGES):
       keys = [key for key in group if key in wanted]
       got = staged_features(net, variables[name], [(images[key], wanted[key]) for key in keys])
       features[name] |= dict(zip(keys, got, strict=True))
