@@ -206,21 +206,21 @@ def _per_term_reference(g_params, variables, photo, target, rng, *, weights, opt
 @functools.partial(jax.jit, static_argnames=("weights", "options", "wrong_layer"))
 def _reference_check(g_params, variables, photo, target, rng, *, weights, options, wrong_layer):
   """value_and_grad of the per-term reference with the content net's real layer, and the terms
-  with `wrong_layer` instead (the bug the comparison must catch), in one compile."""
+  with `wrong_layer` instead (the bug the comparison must catch; None: not run), in one compile."""
   reference = functools.partial(
     _per_term_reference, variables=variables, photo=photo, target=target, rng=rng,
     weights=weights, options=options)  # fmt: skip
   right = jax.value_and_grad(reference, has_aux=True)(
     g_params, layer=objectives.CONTENT_LAYERS[options.content_net]
   )
-  return right, reference(g_params, layer=wrong_layer)[1][0]
+  return right, wrong_layer and reference(g_params, layer=wrong_layer)[1][0]
 
 
-def _assert_matches_reference(got, g_params, variables, photo, rng, *, weights, options):
+def _assert_matches_reference(got, g_params, variables, photo, rng, *, weights, options, bug):
   """The loss's values, discriminator stats, images and gradients against `_per_term_reference`,
-  within TOL; the same reference with a wrong content layer lies far outside TOL."""
+  within TOL; with `bug`, the same reference with a wrong content layer lies far outside TOL."""
   (total, (terms, stats, images)), grads = got
-  wrong = {"vgg19": "conv4_3", "vgg16": "conv4_2"}[options.content_net]
+  wrong = {"vgg19": "conv4_3", "vgg16": "conv4_2"}[options.content_net] if bug else None
   ((want_total, (want_terms, want_stats, want_images)), want_grads), wrong_terms = _reference_check(
     g_params, variables, photo, images["superpixel"], rng, weights=weights, options=options,
     wrong_layer=wrong)  # fmt: skip
@@ -228,7 +228,7 @@ def _assert_matches_reference(got, g_params, variables, photo, rng, *, weights, 
   for name, value in want_terms.items():
     np.testing.assert_allclose(terms[name], value, rtol=TOL, err_msg=name)
   np.testing.assert_allclose(total, want_total, rtol=TOL)
-  for name in ("content", "structure"):
+  for name in ("content", "structure") if bug else ():
     assert abs(wrong_terms[name] - want_terms[name]) > 100 * TOL * abs(want_terms[name]), name
   for name, image in want_images.items():
     np.testing.assert_allclose(images[name], image, atol=TOL, err_msg=name)
@@ -242,11 +242,12 @@ def _assert_matches_reference(got, g_params, variables, photo, rng, *, weights, 
 
 
 def test_matches_per_term_reference(small, small_step):
-  """Default options (VGG19 content, PMC on), at 64x64 with the shared compiled step."""
+  """Default options (VGG19 content, PMC on), at 64x64 with the shared compiled step (the slow
+  cases show that a wrong layer fails the comparison)."""
   g_params, variables, photo, _, rng = small
   weights, options = DEFAULTS["weights"], DEFAULTS["options"]
   _assert_matches_reference(
-    small_step, g_params, variables, photo, rng, weights=weights, options=options
+    small_step, g_params, variables, photo, rng, weights=weights, options=options, bug=False
   )
 
 
@@ -263,7 +264,9 @@ def test_matches_per_term_reference_in_every_setting(content_net, pmc):
   got = loss_and_grad(
     g_params, variables, photo, cartoon, rng, weights=weights, options=options, dtype=jnp.float32
   )
-  _assert_matches_reference(got, g_params, variables, photo, rng, weights=weights, options=options)
+  _assert_matches_reference(
+    got, g_params, variables, photo, rng, weights=weights, options=options, bug=True
+  )
 
 
 @jax.jit
