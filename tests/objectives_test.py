@@ -160,51 +160,115 @@ def test_generator_loss_finite_with_every_term(small, small_step):
   assert float(jnp.abs(images["output"]).max()) <= 1.0
 
 
-@jax.jit
-def _recompute(g_params, variables, photo, rng):
-  """Every generator term rebuilt from the models and ops with the loss's own rng split."""
+# Float32 reordering noise. The loss under test and the per-term reference run the same float32
+# operations; only the batching of the VGG passes and the order in which a shared activation's
+# cotangents are summed differ. A dot of K terms rounds to about sqrt(K) * eps relative (random-walk
+# rounding), K <= 9 * 512 in the VGGs, and a value or gradient crosses at most 2 * (12 + 6) such
+# reductions (12 VGG19 convs to conv4_4, 6 in the test generator; the backward crosses them again).
+# A wrong layer or a mis-sliced batch changes a term by tens of percent.
+TOL = 2 * (12 + 6) * np.sqrt(9 * 512) * np.finfo(np.float32).eps  # 2.9e-4
+
+
+def _per_term_reference(g_params, variables, photo, target, rng, *, weights, options, layer):
+  """The generator loss written term by term as before the shared VGG passes (f8a43e4): the
+  content net over [x, S] and over y to `layer`, VGG16 over [x, x'] and over [y, G(x')] to the
+  PMC layers. The superpixel target S comes from the loss under test (no gradient, its own tests).
+  Returns (total, (terms, discriminator batch_stats, images))."""
   rng_affine, rng_gray, rng_pmc = jax.random.split(rng, 3)
-  second, _ = random_affine(rng_affine, photo)
+  o = options
+  second, _ = random_affine(rng_affine, photo, degrees=o.affine_degrees,
+    translate=o.affine_translate, scale=o.affine_scale, shear=o.affine_shear)  # fmt: skip
+  batch, use_pmc = photo.shape[0], weights.pmc != 0
   g = lambda x: NETS.generator.apply({"params": g_params}, x)
-  y = jnp.clip(g(photo), -1, 1)
-  out = {"second_frame": second, "output": y, "output_second": g(second)}
-  logits, out["stats_surface"] = NETS.disc_surface.apply(
-    variables["disc_surface"], guided_filter(y, y, r=5, eps=0.2), mutable=["batch_stats"]
-  )
-  out["surface"] = losses.lsgan_g_loss(logits)
-  logits, out["stats_texture"] = NETS.disc_texture.apply(
-    variables["disc_texture"], color_shift(rng_gray, y), mutable=["batch_stats"]
-  )
-  out["texture"] = losses.lsgan_g_loss(logits)
-  vgg19 = lambda x: NETS.vgg19.apply(variables["vgg19"], x, layers=("conv4_4",))["conv4_4"]
-  out["content"] = losses.content_loss(vgg19(photo), vgg19(y))
-  out["tv"] = losses.tv_loss(y)
-  layers = ("relu2_1", "relu3_1", "relu4_1")
-  vgg16 = lambda x: [NETS.vgg16.apply(variables["vgg16"], x, layers=layers)[n] for n in layers]
-  out["pmc"] = losses.pmc_loss(
-    vgg16(photo), vgg16(second), vgg16(y), vgg16(out["output_second"]), rng=rng_pmc
-  )
-  return out
+  g_x, g_x2 = jnp.split(g(jnp.concatenate([photo, second])), 2) if use_pmc else (g(photo), None)
+  y = jnp.clip(g_x, -1, 1)
+  images = {"output": y} | ({"second_frame": second, "output_second": g_x2} if use_pmc else {})
+  terms, stats = {}, {}
+  for name, image in (("surface", guided_filter(y, y, r=5, eps=0.2)),
+                      ("texture", color_shift(rng_gray, y))):  # fmt: skip
+    net = getattr(NETS, f"disc_{name}")
+    logits, stats[name] = net.apply(variables[f"disc_{name}"], image, mutable=["batch_stats"])
+    terms[name] = losses.lsgan_g_loss(logits)
+  net, params = getattr(NETS, o.content_net), variables[o.content_net]
+  features = lambda x: net.apply(params, x, layers=(layer,))[layer]
+  fixed, feat_y = features(jnp.concatenate([photo, target])), features(y)
+  terms["structure"] = losses.content_loss(fixed[batch:], feat_y)
+  terms["content"] = losses.content_loss(fixed[:batch], feat_y)
+  terms["tv"] = losses.tv_loss(y)
+  if use_pmc:
+    vgg16 = lambda x: NETS.vgg16.apply(variables["vgg16"], x, layers=o.pmc_layers)
+    source, output = vgg16(jnp.concatenate([photo, second])), vgg16(jnp.concatenate([y, g_x2]))
+    s0, s1 = ([source[n][i * batch : (i + 1) * batch] for n in o.pmc_layers] for i in (0, 1))
+    t0, t1 = ([output[n][i * batch : (i + 1) * batch] for n in o.pmc_layers] for i in (0, 1))
+    terms["pmc"] = losses.pmc_loss(s0, s1, t0, t1, mode=o.pmc_mode, rng=rng_pmc, rank=o.pmc_rank)
+  total = sum(getattr(weights, name) * value for name, value in terms.items())
+  return total, (terms, stats, images)
 
 
-def test_terms_match_recomputation(small, small_step):
+@functools.partial(jax.jit, static_argnames=("weights", "options", "wrong_layer"))
+def _reference_check(g_params, variables, photo, target, rng, *, weights, options, wrong_layer):
+  """value_and_grad of the per-term reference with the content net's real layer, and the terms
+  with `wrong_layer` instead (the bug the comparison must catch; None: not run), in one compile."""
+  reference = functools.partial(
+    _per_term_reference, variables=variables, photo=photo, target=target, rng=rng,
+    weights=weights, options=options)  # fmt: skip
+  right = jax.value_and_grad(reference, has_aux=True)(
+    g_params, layer=objectives.CONTENT_LAYERS[options.content_net]
+  )
+  return right, wrong_layer and reference(g_params, layer=wrong_layer)[1][0]
+
+
+def _assert_matches_reference(got, g_params, variables, photo, rng, *, weights, options, bug):
+  """The loss's values, discriminator stats, images and gradients against `_per_term_reference`,
+  within TOL; with `bug`, the same reference with a wrong content layer lies far outside TOL."""
+  (total, (terms, stats, images)), grads = got
+  wrong = {"vgg19": "conv4_3", "vgg16": "conv4_2"}[options.content_net] if bug else None
+  ((want_total, (want_terms, want_stats, want_images)), want_grads), wrong_terms = _reference_check(
+    g_params, variables, photo, images["superpixel"], rng, weights=weights, options=options,
+    wrong_layer=wrong)  # fmt: skip
+  assert set(terms) == set(want_terms) | {f"{n}_weighted" for n in want_terms} | {"total"}
+  for name, value in want_terms.items():
+    np.testing.assert_allclose(terms[name], value, rtol=TOL, err_msg=name)
+  np.testing.assert_allclose(total, want_total, rtol=TOL)
+  for name in ("content", "structure") if bug else ():
+    assert abs(wrong_terms[name] - want_terms[name]) > 100 * TOL * abs(want_terms[name]), name
+  for name, image in want_images.items():
+    np.testing.assert_allclose(images[name], image, atol=TOL, err_msg=name)
+  for name, want in want_stats.items():
+    pairs = zip(jax.tree.leaves(stats[f"disc_{name}"]), jax.tree.leaves(want), strict=True)
+    for a, b in pairs:
+      np.testing.assert_allclose(a, b, atol=TOL)
+  # Per tensor by norm: reordering noise swamps entries near zero.
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+    assert float(jnp.linalg.norm(a - b)) <= TOL * float(jnp.linalg.norm(b)), a.shape
+
+
+def test_matches_per_term_reference(small, small_step):
+  """Default options (VGG19 content, PMC on), at 64x64 with the shared compiled step (the slow
+  cases show that a wrong layer fails the comparison)."""
   g_params, variables, photo, _, rng = small
-  (_, (terms, stats, images)), _ = small_step
-  want = _recompute(g_params, variables, photo, rng)
-  for name in ("second_frame", "output", "output_second"):
-    np.testing.assert_allclose(images[name], want[name], atol=1e-5, err_msg=name)
-  for name in ("surface", "texture", "content", "tv", "pmc"):
-    np.testing.assert_allclose(terms[name], want[name], rtol=1e-4, err_msg=name)
-  for name in ("surface", "texture"):
-    got, expected = stats[f"disc_{name}"], want[f"stats_{name}"]["batch_stats"]
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
-      np.testing.assert_allclose(a, b, atol=1e-6)
-  # Structure: the target is the superpixel image (checked in the op's tests); here its wiring.
-  vgg19 = jax.jit(lambda v, x: NETS.vgg19.apply(v, x, layers=("conv4_4",))["conv4_4"])
-  structure = losses.content_loss(
-    vgg19(variables["vgg19"], images["superpixel"]), vgg19(variables["vgg19"], want["output"])
+  weights, options = DEFAULTS["weights"], DEFAULTS["options"]
+  _assert_matches_reference(
+    small_step, g_params, variables, photo, rng, weights=weights, options=options, bug=False
   )
-  np.testing.assert_allclose(terms["structure"], structure, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content_net, pmc", [("vgg16", 1.0), ("vgg16", 0.0), ("vgg19", 0.0)])
+def test_matches_per_term_reference_in_every_setting(content_net, pmc):
+  """VGG16 for content too (one staged pass per image set), and PMC off, at 32x32 batch 2; with
+  VGG16 content the VGG19 params are not needed."""
+  g_params, variables, photo, cartoon, rng = _setup(32)
+  if content_net == "vgg16":
+    variables = {k: v for k, v in variables.items() if k != "vgg19"}
+  weights = dataclasses.replace(WEIGHTS, pmc=pmc)
+  options = dataclasses.replace(OPTIONS, content_net=content_net)
+  got = loss_and_grad(
+    g_params, variables, photo, cartoon, rng, weights=weights, options=options, dtype=jnp.float32
+  )
+  _assert_matches_reference(
+    got, g_params, variables, photo, rng, weights=weights, options=options, bug=True
+  )
 
 
 @jax.jit

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax.models.vgg import VGG16, VGG19, layer_names
+from cartoon_jax.models.vgg import VGG16, VGG19, layer_names, staged_features
 
 
 def random_params(model, seed=0):
@@ -92,3 +92,30 @@ def test_layer_names_and_errors():
   like = jax.eval_shape(VGG16().init, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)))
   with pytest.raises(ValueError, match="conv5_4"):
     jax.eval_shape(lambda p: VGG16().apply(p, jnp.zeros((1, 16, 16, 3)), layers=("conv5_4",)), like)
+
+
+def test_staged_features_match_one_pass_per_request():
+  """Requests of several depths share passes (the deeper ones continue from the shallower stop):
+  each gets exactly its layers, equal to its own pass, in request order; `start` is checked."""
+  model = VGG16()
+  params = random_params(model)
+  rng = np.random.default_rng(2)
+  images = [jnp.asarray(rng.uniform(-1, 1, (n, 8, 8, 3)), jnp.float32) for n in (1, 2, 1)]
+  layers = [("conv3_2", "relu2_1"), ("relu2_1",), ("relu3_1", "conv3_2")]
+  staged = jax.jit(
+    lambda p, images: staged_features(model, p, list(zip(images, layers, strict=True)))
+  )
+  direct = jax.jit(
+    lambda p, images: [model.apply(p, x, layers=ls) for x, ls in zip(images, layers, strict=True)]
+  )
+  for got, want in zip(staged(params, images), direct(params, images), strict=True):
+    assert sorted(got) == sorted(want)
+    for name in want:
+      # Another batch size may tile the convs' sums differently: float32 rounding apart.
+      scale = float(jnp.abs(want[name]).max())
+      np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5 * scale)
+  x = jnp.zeros((1, 4, 4, 128))
+  with pytest.raises(ValueError, match=r"\['relu2_1'\] after start='relu2_1'"):
+    jax.eval_shape(lambda p: model.apply(p, x, layers=("relu2_1",), start="relu2_1"), params)
+  with pytest.raises(ValueError, match="start layer 'relu9_1'"):
+    jax.eval_shape(lambda p: model.apply(p, x, layers=("conv3_1",), start="relu9_1"), params)

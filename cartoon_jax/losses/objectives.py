@@ -9,7 +9,10 @@ One generator step, all on device: second frame x' = random_affine(x) (one draw 
   tv        1e4 * TV(y)
   pmc       1   * PMC(VGG16 features of x, x', y, G(x'))
 Both discriminators run once in the G step (one spectral-norm power iteration each, as the
-authors' train-mode forward), but only G's params are differentiated.
+authors' train-mode forward), but only G's params are differentiated. Each VGG runs once over the
+images without gradient (x, x', S) and once over the outputs (y, G(x')), every image only as deep
+as its terms read (`perceptual_features`): with VGG16 for content too, x, S and y continue from
+relu4_1 to conv4_3 while x' and G(x') stop there.
 """
 
 import dataclasses
@@ -23,7 +26,7 @@ from cartoon_jax.losses.perceptual import content_loss, tv_loss
 from cartoon_jax.losses.pmc import MODES, pmc_loss
 from cartoon_jax.models.discriminator import PatchDiscriminator
 from cartoon_jax.models.generator import SSAGenerator
-from cartoon_jax.models.vgg import VGG16, VGG19, layer_names
+from cartoon_jax.models.vgg import VGG16, VGG19, layer_names, staged_features
 from cartoon_jax.ops.affine import random_affine
 from cartoon_jax.ops.color import color_shift
 from cartoon_jax.ops.filtering import guided_filter
@@ -36,6 +39,9 @@ SURFACE_RADIUS, SURFACE_EPS = 5, 0.2
 STRUCTURE_RADIUS = 1
 SUPERPIXEL_METHODS = ("device", "host")
 TERMS = ("surface", "texture", "structure", "content", "tv", "pmc")
+# The perceptual terms' image sets: without gradient, and the generator's outputs.
+FIXED_IMAGES = ("photo", "second_frame", "superpixel")
+OUTPUT_IMAGES = ("output", "output_second")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +120,106 @@ def _discriminate(net: PatchDiscriminator, variables: dict, images: jax.Array):
   return at_least_f32(logits), updates["batch_stats"]
 
 
+def _second_frame(rng: jax.Array, x: jax.Array, options: LossOptions) -> jax.Array:
+  """x' = random_affine(x) with the options' ranges."""
+  x2, _ = random_affine(
+    rng,
+    x,
+    degrees=options.affine_degrees,
+    translate=options.affine_translate,
+    scale=options.affine_scale,
+    shear=options.affine_shear,
+    per_sample=options.affine_per_sample,
+  )
+  return x2
+
+
+def _adversarial_terms(
+  nets: Nets, variables: dict, y: jax.Array, rng: jax.Array
+) -> tuple[dict[str, jax.Array], dict]:
+  """The surface and texture G terms of output y, and the discriminators' updated batch_stats."""
+  blur = guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS)
+  logits, stats_surface = _discriminate(nets.disc_surface, variables["disc_surface"], blur)
+  surface = lsgan_g_loss(logits)
+  logits, stats_texture = _discriminate(
+    nets.disc_texture, variables["disc_texture"], color_shift(rng, y)
+  )
+  terms = {"surface": surface, "texture": lsgan_g_loss(logits)}
+  return terms, {"disc_surface": stats_surface, "disc_texture": stats_texture}
+
+
+def _structure_target(x: jax.Array, y: jax.Array, options: LossOptions) -> jax.Array:
+  """The fixed structure target: superpixel(GF(x, y, r=1, eps)), no gradient."""
+  smooth = guided_filter(x, jax.lax.stop_gradient(y), r=STRUCTURE_RADIUS, eps=options.guided_eps)
+  target = superpixel_target(
+    smooth,
+    method=options.superpixel_method,
+    n_segments=options.n_segments,
+    num_iters=options.slic_iters,
+    power=options.superpixel_power,
+  )
+  return jax.lax.stop_gradient(target.astype(jnp.float32))
+
+
+def _feature_requests(options: LossOptions, *, pmc: bool) -> dict[str, dict[str, tuple[str, ...]]]:
+  """{vgg name: {image name: layers}} the perceptual terms read: content and structure from
+  options.content_net over 'photo', 'superpixel' and 'output'; with PMC, VGG16's PMC layers over
+  'photo', 'second_frame', 'output' and 'output_second'."""
+  layer = (CONTENT_LAYERS[options.content_net],)
+  requests = {options.content_net: {"photo": layer, "superpixel": layer, "output": layer}}
+  if pmc:
+    vgg16 = requests.setdefault("vgg16", {})
+    for image in ("photo", "second_frame", "output", "output_second"):
+      vgg16[image] = tuple(dict.fromkeys(vgg16.get(image, ()) + options.pmc_layers))
+  return requests
+
+
+def perceptual_features(
+  nets: Nets,
+  variables: dict,
+  images: dict[str, jax.Array],
+  options: LossOptions,
+  *,
+  pmc: bool,
+  compute_dtype: jnp.dtype,
+) -> dict[str, dict[str, dict[str, jax.Array]]]:
+  """{vgg name: {image name: {layer: features}}} of `_feature_requests`, in compute_dtype.
+
+  Per VGG, one staged pass (`staged_features`) over the images that carry no gradient (photo,
+  second frame, superpixel target) and one over the generator's outputs, so that the backward
+  pass covers only the outputs and no image runs deeper than its terms need.
+  """
+  features = {}
+  for name, wanted in _feature_requests(options, pmc=pmc).items():
+    net = getattr(nets, name).clone(dtype=compute_dtype)
+    features[name] = {}
+    for group in (FIXED_IMAGES, OUTPUT_IMAGES):
+      keys = [key for key in group if key in wanted]
+      got = staged_features(net, variables[name], [(images[key], wanted[key]) for key in keys])
+      features[name] |= dict(zip(keys, got, strict=True))
+  return features
+
+
+def _perceptual_terms(
+  features: dict, options: LossOptions, *, pmc: bool, rng: jax.Array
+) -> dict[str, jax.Array]:
+  """Structure, content and (with PMC) pmc terms from `perceptual_features`."""
+  layer = CONTENT_LAYERS[options.content_net]
+  content = {
+    key: at_least_f32(features[options.content_net][key][layer])
+    for key in ("photo", "superpixel", "output")
+  }
+  terms = {
+    "structure": content_loss(content["superpixel"], content["output"]),
+    "content": content_loss(content["photo"], content["output"]),
+  }
+  if pmc:
+    frames = ("photo", "second_frame", "output", "output_second")
+    s0, s1, t0, t1 = ([features["vgg16"][key][n] for n in options.pmc_layers] for key in frames)
+    terms["pmc"] = pmc_loss(s0, s1, t0, t1, mode=options.pmc_mode, rng=rng, rank=options.pmc_rank)
+  return terms
+
+
 def generator_loss(
   g_params: dict,
   *,
@@ -142,74 +248,28 @@ def generator_loss(
   del cartoon
   rng_affine, rng_gray, rng_pmc = jax.random.split(rng, 3)
   x = at_least_f32(photo)
-  batch = x.shape[0]
   use_pmc = weights.pmc != 0
   apply_g = lambda images: at_least_f32(nets.generator.apply({"params": g_params}, images))
-  images = {}
+  images = {"photo": x}
   if use_pmc:
-    x2, _ = random_affine(
-      rng_affine,
-      x,
-      degrees=options.affine_degrees,
-      translate=options.affine_translate,
-      scale=options.affine_scale,
-      shear=options.affine_shear,
-      per_sample=options.affine_per_sample,
-    )
+    x2 = _second_frame(rng_affine, x, options)
     g_x, g_x2 = jnp.split(apply_g(jnp.concatenate([x, x2])), 2)
     images |= {"second_frame": x2, "output_second": g_x2}
   else:
     g_x = apply_g(x)
   y = jnp.clip(g_x, -1.0, 1.0)
+  images |= {"output": y, "superpixel": _structure_target(x, y, options)}
 
-  terms = {}
-  blur = guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS)
-  logits, stats_surface = _discriminate(nets.disc_surface, variables["disc_surface"], blur)
-  terms["surface"] = lsgan_g_loss(logits)
-  logits, stats_texture = _discriminate(
-    nets.disc_texture, variables["disc_texture"], color_shift(rng_gray, y)
+  terms, batch_stats = _adversarial_terms(nets, variables, y, rng_gray)
+  features = perceptual_features(
+    nets, variables, images, options, pmc=use_pmc, compute_dtype=compute_dtype
   )
-  terms["texture"] = lsgan_g_loss(logits)
-
-  smooth = guided_filter(x, jax.lax.stop_gradient(y), r=STRUCTURE_RADIUS, eps=options.guided_eps)
-  target = jax.lax.stop_gradient(
-    superpixel_target(
-      smooth,
-      method=options.superpixel_method,
-      n_segments=options.n_segments,
-      num_iters=options.slic_iters,
-      power=options.superpixel_power,
-    ).astype(jnp.float32)
-  )
-  images |= {"output": y, "superpixel": target}
-  # x and the target carry no gradient, so they go through VGG apart from y: the backward pass
-  # then covers only y's batch.
-  content_net = getattr(nets, options.content_net).clone(dtype=compute_dtype)
-  layer = CONTENT_LAYERS[options.content_net]
-  features = lambda images: at_least_f32(
-    content_net.apply(variables[options.content_net], images, layers=(layer,))[layer]
-  )
-  fixed = features(jnp.concatenate([x, target]))
-  feat_y = features(y)
-  terms["structure"] = content_loss(fixed[batch:], feat_y)
-  terms["content"] = content_loss(fixed[:batch], feat_y)
-  terms["tv"] = tv_loss(y)
-
-  if use_pmc:
-    vgg16 = nets.vgg16.clone(dtype=compute_dtype)
-    layers = options.pmc_layers
-    source = vgg16.apply(variables["vgg16"], jnp.concatenate([x, x2]), layers=layers)
-    output = vgg16.apply(variables["vgg16"], jnp.concatenate([y, g_x2]), layers=layers)
-    s0, s1 = ([source[name][i * batch : (i + 1) * batch] for name in layers] for i in (0, 1))
-    t0, t1 = ([output[name][i * batch : (i + 1) * batch] for name in layers] for i in (0, 1))
-    terms["pmc"] = pmc_loss(
-      s0, s1, t0, t1, mode=options.pmc_mode, rng=rng_pmc, rank=options.pmc_rank
-    )
-
+  terms |= _perceptual_terms(features, options, pmc=use_pmc, rng=rng_pmc) | {"tv": tv_loss(y)}
+  terms = {name: terms[name] for name in TERMS if name in terms}
   weighted = {f"{name}_weighted": getattr(weights, name) * value for name, value in terms.items()}
   total = sum(weighted.values())
   terms |= weighted | {"total": total}
-  batch_stats = {"disc_surface": stats_surface, "disc_texture": stats_texture}
+  del images["photo"]
   return total, (terms, batch_stats, images)
 
 
