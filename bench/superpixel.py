@@ -19,9 +19,13 @@ import skimage.data
 from skimage.segmentation import slic as skimage_slic
 from skimage.transform import resize
 
+from cartoon_jax.configs import common
 from cartoon_jax.ops.slic import slic
 from cartoon_jax.ops.superpixel import superpixel_colour, superpixel_target
 
+_PAPER = common.base_config().loss.options
+SLIC = {"n_segments": _PAPER.n_segments, "num_iters": _PAPER.slic_iters}
+TARGET = SLIC | {"power": _PAPER.superpixel_power}
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
@@ -77,9 +81,9 @@ def main() -> None:
   images = _photos(args.batch, args.size)
   x = jax.device_put(images)
   load_before = os.getloadavg()[0]
-  device_fn = jax.jit(superpixel_target)
+  device_fn = jax.jit(lambda y: superpixel_target(y, **TARGET))
   device_s = _best(lambda: device_fn(x).block_until_ready(), args.repeats)
-  clean_fn = jax.jit(lambda y: superpixel_target(y, enforce_connectivity=True))
+  clean_fn = jax.jit(lambda y: superpixel_target(y, **TARGET, enforce_connectivity=True))
   clean_s = _best(lambda: clean_fn(x).block_until_ready(), args.repeats)
   host_s = _best(lambda: _host_target(images), args.repeats)
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()})")
@@ -93,9 +97,9 @@ def main() -> None:
     f"with connectivity {host_s / clean_s:.2f}x"
   )
 
-  labels = np.asarray(jax.jit(slic)(x))
+  labels = np.asarray(jax.jit(lambda y: slic(y, **SLIC))(x))
   ours = np.asarray(superpixel_colour(x, labels, power=1.0, num_segments=None))
-  labels = np.asarray(jax.jit(lambda y: slic(y, enforce_connectivity=True))(x))
+  labels = np.asarray(jax.jit(lambda y: slic(y, **SLIC, enforce_connectivity=True))(x))
   clean = np.asarray(superpixel_colour(x, labels, power=1.0, num_segments=None))
   ref = []
   for image in images:

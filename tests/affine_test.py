@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cartoon_jax.configs import common
 from cartoon_jax.ops.affine import (
   AffineParams,
   affine_warp,
@@ -16,6 +17,14 @@ from cartoon_jax.ops.affine import (
 )
 
 # (angle, tx, ty, scale, shear_x, shear_y)
+_PAPER = common.base_config().loss.options
+# The second frame's ranges in the paper's config (the authors' RandomAffine).
+RANGES = {
+  "degrees": _PAPER.affine_degrees,
+  "translate": _PAPER.affine_translate,
+  "scale": tuple(_PAPER.affine_scale),
+  "shear": _PAPER.affine_shear,
+}
 CASES = [
   (0.0, 0.0, 0.0, 1.0, 0.0, 0.0),
   (0.0, 2.0, -1.0, 1.0, 0.0, 0.0),
@@ -116,7 +125,7 @@ def test_matches_torch_grid_sample():
 
 def test_random_affine_one_draw_per_batch():
   images = np.random.default_rng(2).uniform(-1, 1, (3, 64, 40, 3)).astype(np.float32)
-  fn = jax.jit(random_affine)
+  fn = jax.jit(lambda key, x: random_affine(key, x, **RANGES))
   for seed in range(20):
     warped, params = fn(jax.random.key(seed), images)
     assert all(jnp.shape(p) == () for p in params)
@@ -133,13 +142,13 @@ def test_random_affine_one_draw_per_batch():
 
 def test_random_affine_per_sample_and_translation_range():
   keys = jax.random.split(jax.random.key(0), 200)
-  draws = jax.vmap(lambda k: random_affine_params(k, height=256, width=256))(keys)
+  draws = jax.vmap(lambda k: random_affine_params(k, height=256, width=256, **RANGES))(keys)
   tx, ty = np.asarray(draws.translate_x), np.asarray(draws.translate_y)
   assert set(tx) <= set(range(-3, 4)) and set(tx) >= {-2, 0, 2}
   assert set(ty) <= set(range(-3, 4)) and set(ty) >= {-2, 0, 2}
   images = np.random.default_rng(3).uniform(-1, 1, (4, 128, 128, 3)).astype(np.float32)
   same = np.repeat(images[:1], 4, axis=0)
-  warped, params = random_affine(jax.random.key(0), same, per_sample=True)
+  warped, params = random_affine(jax.random.key(0), same, per_sample=True, **RANGES)
   assert params.angle.shape == (4,)
   assert len({float(a) for a in params.angle}) == 4
   assert not np.array_equal(np.asarray(warped[0]), np.asarray(warped[1]))
@@ -152,6 +161,6 @@ def test_random_affine_per_sample_and_translation_range():
 
 def test_bad_input():
   with pytest.raises(ValueError, match="shape"):
-    random_affine(jax.random.key(0), jnp.zeros((4, 4, 3)))
+    random_affine(jax.random.key(0), jnp.zeros((4, 4, 3)), **RANGES)
   with pytest.raises(ValueError, match="parameter sets"):
     affine_warp(jnp.zeros((2, 4, 4, 3)), _params(CASES[0], batch=3))

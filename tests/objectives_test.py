@@ -279,7 +279,9 @@ def _pmc_gradients(g_params, variables, photo, cartoon, rng):
     p, variables, photo, cartoon, rng, weights=only_pmc, options=OPTIONS,
     dtype=jnp.float32)[0])(g_params)  # fmt: skip
   rng_affine, _, rng_pmc = jax.random.split(rng, 3)
-  second, _ = random_affine(rng_affine, photo)
+  o = OPTIONS
+  second, _ = random_affine(rng_affine, photo, degrees=o.affine_degrees,
+    translate=o.affine_translate, scale=o.affine_scale, shear=o.affine_shear)  # fmt: skip
   layers = ("relu2_1", "relu3_1", "relu4_1")
   feats = lambda x: [NETS.vgg16.apply(variables["vgg16"], x, layers=layers)[n] for n in layers]
   g = lambda p, x: NETS.generator.apply({"params": p}, x)

@@ -13,11 +13,16 @@ from jax.sharding import PartitionSpec as P
 from skimage.segmentation import slic as skimage_slic
 from skimage.transform import resize
 
+from cartoon_jax.configs import common
 from cartoon_jax.ops import slic as slic_lib
 from cartoon_jax.ops.slic import num_slic_segments, slic
 from cartoon_jax.ops.superpixel import superpixel_colour, superpixel_target
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+_PAPER = common.base_config().loss.options
+# The structure target's settings in the paper's config.
+SLIC = {"n_segments": _PAPER.n_segments, "num_iters": _PAPER.slic_iters}
+TARGET = SLIC | {"power": _PAPER.superpixel_power}
 
 
 def _mean_fill(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -47,7 +52,7 @@ def test_grid_matches_skimage_regular_grid(shape, n):
   starts, steps = slic_lib._regular_grid(shape, n)
   expected = skimage.util.regular_grid(shape, n)
   assert starts == [s.start for s in expected] and steps == [s.step for s in expected]
-  assert num_slic_segments(256, 256) == 196
+  assert num_slic_segments(256, 256, n_segments=SLIC["n_segments"]) == 196
 
 
 @pytest.mark.parametrize("size", [(20, 20), (3, 30)])
@@ -113,9 +118,9 @@ def test_slic_matches_numpy_reference(photos, size, n_segments):
 @pytest.mark.parametrize("count", [1, pytest.param(len(PHOTOS), marks=pytest.mark.slow)])
 def test_slic_quality_on_photos(photos, count):
   """Segment-mean PSNR within 1 dB of skimage's SLIC; compact, in-range labels."""
-  k = num_slic_segments(256, 256)
+  k = num_slic_segments(256, 256, n_segments=SLIC["n_segments"])
   photos = photos[:count]
-  labels = np.asarray(jax.jit(slic)(jnp.asarray(photos * 2 - 1)))
+  labels = np.asarray(jax.jit(lambda y: slic(y, **SLIC))(jnp.asarray(photos * 2 - 1)))
   assert labels.dtype == np.int32 and labels.shape == photos.shape[:3]
   assert labels.min() >= 0 and labels.max() < k
   for image, ours in zip(photos, labels, strict=True):
@@ -149,9 +154,9 @@ def test_slic_quality_on_photos(photos, count):
 
 def test_slic_connectivity_cleanup_matches_skimage_coarseness(photos):
   """With enforce_connectivity, the segment-mean PSNR is that of skimage's full slic (+-1.5 dB)."""
-  k = num_slic_segments(256, 256)
+  k = num_slic_segments(256, 256, n_segments=SLIC["n_segments"])
   x = jnp.asarray(photos[:1] * 2 - 1)
-  labels = np.asarray(jax.jit(lambda y: slic(y, enforce_connectivity=True))(x))
+  labels = np.asarray(jax.jit(lambda y: slic(y, **SLIC, enforce_connectivity=True))(x))
   assert labels.min() >= 0 and labels.max() < k
   for image, ours in zip(photos[:1], labels, strict=True):
     full = skimage_slic(image * 2 - 1, n_segments=200, compactness=10, sigma=1, start_label=0)
@@ -170,11 +175,11 @@ def test_slic_connectivity_cleanup_matches_skimage_coarseness(photos):
 
 def test_slic_input_range_and_batch_independence(photos):
   x = jnp.asarray(photos[:2, ::4, ::4])  # 64 x 64
-  fn = jax.jit(slic)
+  fn = jax.jit(lambda y: slic(y, **SLIC))
   a = np.asarray(fn(x))
   np.testing.assert_array_equal(a, np.asarray(fn(x * 2 - 1)))  # min-max rescale per image
   np.testing.assert_array_equal(a[1:], np.asarray(fn(x[1:])))
-  assert a.max() < num_slic_segments(64, 64)
+  assert a.max() < num_slic_segments(64, 64, n_segments=SLIC["n_segments"])
 
 
 def test_device_target_under_shard_map(photos):
@@ -182,7 +187,7 @@ def test_device_target_under_shard_map(photos):
   clean-up's) vary over the mesh axis like the data, and each device's images give the unsharded
   result."""
   images = np.concatenate([photos, photos[:, :, ::-1]])[:, ::8, ::8] * 2 - 1  # 8 x 32 x 32
-  fn = lambda x: superpixel_target(x, enforce_connectivity=True)  # noqa: E731
+  fn = lambda x: superpixel_target(x, **TARGET, enforce_connectivity=True)  # noqa: E731
   mesh = jax.make_mesh((8,), ("data",))
   sharded = jax.jit(
     jax.shard_map(fn, mesh=mesh, in_specs=P("data"), out_specs=P("data"), check_vma=True)
@@ -239,11 +244,15 @@ def test_superpixel_colour_gradient_is_that_of_z_to_the_power():
 
 def test_device_target_has_no_callback_or_gradient(photos):
   x = jnp.asarray(photos[:2, ::4, ::4] * 2 - 1)
-  jaxpr = str(jax.make_jaxpr(superpixel_target)(x))
+  jaxpr = str(jax.make_jaxpr(lambda y: superpixel_target(y, **TARGET))(x))
   assert "callback" not in jaxpr
   # d/dy sum(stop_gradient(target(y)) * y) = target: no gradient flows through the target.
   grad_fn = jax.grad(
-    lambda y: (jnp.sum(superpixel_target(y) * y), (superpixel_target(y), slic(y))), has_aux=True
+    lambda y: (
+      jnp.sum(superpixel_target(y, **TARGET) * y),
+      (superpixel_target(y, **TARGET), slic(y, **SLIC)),
+    ),
+    has_aux=True,
   )
   grad, (target, labels) = jax.jit(grad_fn)(x)
   np.testing.assert_allclose(
@@ -254,19 +263,19 @@ def test_device_target_has_no_callback_or_gradient(photos):
 
 def test_host_target_is_the_authors_skimage_path(photos):
   x = photos[:2, ::4, ::4] * 2 - 1
-  out = jax.jit(lambda y: superpixel_target(y, method="host"))(jnp.asarray(x))
+  out = jax.jit(lambda y: superpixel_target(y, **TARGET, method="host"))(jnp.asarray(x))
   labels = np.stack(
     [skimage_slic(i, n_segments=200, compactness=10, sigma=1, start_label=0) for i in x]
   )
   np.testing.assert_allclose(np.asarray(out), _colour_reference(x, labels, 1.2), atol=1e-5)
   with pytest.raises(ValueError, match="method='gpu'"):
-    superpixel_target(jnp.asarray(x), method="gpu")
+    superpixel_target(jnp.asarray(x), **TARGET, method="gpu")
 
 
 def test_bad_input():
   with pytest.raises(ValueError, match="shape"):
-    slic(jnp.zeros((4, 4, 3)))
+    slic(jnp.zeros((4, 4, 3)), **SLIC)
   with pytest.raises(ValueError, match="num_iters=0"):
-    slic(jnp.zeros((1, 8, 8, 3)), num_iters=0)
+    slic(jnp.zeros((1, 8, 8, 3)), n_segments=SLIC["n_segments"], num_iters=0)
   with pytest.raises(ValueError, match="labels"):
-    superpixel_colour(jnp.zeros((1, 4, 4, 3)), jnp.zeros((1, 4, 5), jnp.int32))
+    superpixel_colour(jnp.zeros((1, 4, 4, 3)), jnp.zeros((1, 4, 5), jnp.int32), power=1.2)

@@ -87,10 +87,10 @@ def random_affine_params(
   *,
   height: int,
   width: int,
-  degrees: float = 1.0,
-  translate: float = 0.01,
-  scale: tuple[float, float] = (0.97, 1.03),
-  shear: float = 1.0,
+  degrees: float,
+  translate: float,
+  scale: tuple[float, float],
+  shear: float,
   batch: int | None = None,
 ) -> AffineParams:
   """Draws RandomAffine parameters as torchvision's get_params; shape () or (batch,)."""
@@ -112,17 +112,18 @@ def random_affine(
   rng: jax.Array,
   images: Any,
   *,
-  degrees: float = 1.0,
-  translate: float = 0.01,
-  scale: tuple[float, float] = (0.97, 1.03),
-  shear: float = 1.0,
+  degrees: float,
+  translate: float,
+  scale: tuple[float, float],
+  shear: float,
   per_sample: bool = False,
 ) -> tuple[jax.Array, AffineParams]:
   """Second frame: images (B, H, W, C) warped by one random affine draw (or one per image).
 
-  Defaults are the authors' RandomAffine(degrees=1, translate=(0.01, 0.01), scale=(0.97, 1.03),
-  shear=1). per_sample=False draws once for the whole batch (as the authors); True draws per
-  image. Returns (warped, params); fill 0 is mid-grey for [-1, 1] images.
+  The ranges come from the config (`loss.options.affine_*`: the authors' RandomAffine(degrees=1,
+  translate=(0.01, 0.01), scale=(0.97, 1.03), shear=1)). per_sample=False draws once for the
+  whole batch (as the authors); True draws per image. Returns (warped, params); fill 0 is
+  mid-grey for [-1, 1] images.
   """
   if images.ndim != 4:
     raise ValueError(f"random_affine expects (B, H, W, C), got shape {images.shape}")

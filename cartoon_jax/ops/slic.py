@@ -60,7 +60,7 @@ def _grid(height: int, width: int, n_segments: int) -> tuple[list[int], list[int
   return starts, steps, counts
 
 
-def num_slic_segments(height: int, width: int, *, n_segments: int = 200) -> int:
+def num_slic_segments(height: int, width: int, *, n_segments: int) -> int:
   """Number of SLIC centres (the label count K of `slic`) for an (H, W) image: 196 at 256 x 256."""
   _, _, (ny, nx) = _grid(height, width, n_segments)
   return ny * nx
@@ -326,10 +326,10 @@ def _slic_cells(
 def slic(
   images: Any,
   *,
-  n_segments: int = 200,
+  n_segments: int,
   compactness: float = 10.0,
   sigma: float = 1.0,
-  num_iters: int = 10,
+  num_iters: int,
   enforce_connectivity: bool = False,
 ) -> jax.Array:
   """SLIC superpixel labels of RGB images (B, H, W, 3), any value range -> int32 (B, H, W).

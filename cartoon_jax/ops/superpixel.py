@@ -13,7 +13,7 @@ from cartoon_jax.ops.slic import num_slic_segments, slic
 
 
 def superpixel_colour(
-  images: Any, labels: Any, *, power: float = 1.2, num_segments: int | None = None
+  images: Any, labels: Any, *, power: float, num_segments: int | None = None
 ) -> jax.Array:
   """Superpixel colour map of the structure loss: segment means, then the power colouring.
 
@@ -71,11 +71,11 @@ def superpixel_target(
   images: Any,
   *,
   method: str = "device",
-  n_segments: int = 200,
+  n_segments: int,
   compactness: float = 10.0,
   sigma: float = 1.0,
-  num_iters: int = 10,
-  power: float = 1.2,
+  num_iters: int,
+  power: float,
   enforce_connectivity: bool = False,
 ) -> jax.Array:
   """Structure-loss target: SLIC labels, segment-mean fill and power colouring, no gradient.
