@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from cartoon_jax import input_pipeline, parallel, train  # noqa: E402
+from cartoon_jax import input_pipeline, parallel, train_setup, train_steps  # noqa: E402
 from cartoon_jax.configs import ssa_pmc  # noqa: E402
 
 
@@ -41,12 +41,13 @@ def bench_size(size: int, batch: int, steps: int) -> dict[str, float]:
   config.batch_size, config.data.image_size = batch, size
   config.train.pretrain_steps = 0
   mesh = parallel.make_mesh()
-  nets = train.build_nets(config)
-  fns = train.build_steps(config, mesh, nets)
+  nets = train_setup.build_nets(config)
+  fns = train_steps.build_steps(config, mesh, nets)
   state = jax.jit(
-    train.make_state_fn(config, nets, fns["optim"]), out_shardings=parallel.replicated(mesh)
+    train_setup.make_state_fn(config, nets, train_setup.optimizers(config)),
+    out_shardings=parallel.replicated(mesh),
   )()
-  vgg = parallel.replicate(train.load_vgg(config, nets, jax.random.PRNGKey(1)), mesh)
+  vgg = parallel.replicate(train_setup.load_vgg(config, nets, jax.random.PRNGKey(1)), mesh)
   it = iter(
     input_pipeline.create_dataset(
       source="sample", image_size=size, global_batch_size=batch, seed=0, random_crop=True
@@ -61,16 +62,19 @@ def bench_size(size: int, batch: int, steps: int) -> dict[str, float]:
 
   b = get_batch()
   t0 = time.perf_counter()
-  compiled = fns["train"].lower(state, b, vgg).compile()
+  fns.g = fns.g.lower(state, b, vgg).compile()
+  fns.d = fns.d.lower(state, b, fns.d_indices[0]).compile()
   compile_s = time.perf_counter() - t0
-  flops = float(compiled.cost_analysis()["flops"]) * mesh.devices.size
-  state, metrics, _ = fns["train"](state, b, vgg)
+  flops = float(fns.g.cost_analysis()["flops"])
+  flops += len(fns.d_indices) * float(fns.d.cost_analysis()["flops"])
+  flops *= mesh.devices.size
+  state, metrics, _ = fns.main(state, b, vgg)
   jax.block_until_ready(metrics)
 
   # Step time on a fixed, already placed batch.
   t0 = time.perf_counter()
   for _ in range(steps):
-    state, metrics, _ = fns["train"](state, b, vgg)
+    state, metrics, _ = fns.main(state, b, vgg)
   jax.block_until_ready(metrics)
   step_s = (time.perf_counter() - t0) / steps
 
@@ -80,7 +84,7 @@ def bench_size(size: int, batch: int, steps: int) -> dict[str, float]:
     w0 = time.perf_counter()
     b = get_batch()
     wait += time.perf_counter() - w0
-    state, metrics, _ = fns["train"](state, b, vgg)
+    state, metrics, _ = fns.main(state, b, vgg)
   jax.block_until_ready(metrics)
   loop_s = time.perf_counter() - t0
   return {

@@ -25,7 +25,7 @@ from cartoon_jax.models.discriminator import PatchDiscriminator
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19, layer_names
 from cartoon_jax.ops.affine import random_affine
-from cartoon_jax.ops.color import color_shift
+from cartoon_jax.ops.color import color_shift, color_shift_weights, weighted_gray
 from cartoon_jax.ops.filtering import guided_filter
 from cartoon_jax.ops.superpixel import superpixel_target
 
@@ -212,6 +212,17 @@ def generator_loss(
   return total, (terms, batch_stats, images)
 
 
+def discriminator_inputs(rng: jax.Array, *images: jax.Array) -> dict[str, tuple[jax.Array, ...]]:
+  """What each discriminator sees of RGB images in [-1, 1], a tuple in argument order per name:
+  'disc_surface' the guided-filtered RGB (r=5, eps=0.2), 'disc_texture' the gray images of one
+  colour-shift draw shared by all of them. The train state sizes the discriminators from it."""
+  weights = color_shift_weights(rng)
+  return {
+    "disc_surface": tuple(guided_filter(x, x, r=SURFACE_RADIUS, eps=SURFACE_EPS) for x in images),
+    "disc_texture": tuple(weighted_gray(x, weights) for x in images),
+  }
+
+
 def discriminator_loss(
   d_params: dict,
   *,
@@ -232,14 +243,7 @@ def discriminator_loss(
   y = jnp.clip(jax.lax.stop_gradient(at_least_f32(fake)), -1.0, 1.0)
   c = at_least_f32(cartoon)
   terms, new_stats = {}, {}
-  inputs = {
-    "disc_surface": (
-      guided_filter(c, c, r=SURFACE_RADIUS, eps=SURFACE_EPS),
-      guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS),
-    ),
-    "disc_texture": color_shift(rng, c, y),
-  }
-  for name, (real, fake_in) in inputs.items():
+  for name, (real, fake_in) in discriminator_inputs(rng, c, y).items():
     net = getattr(nets, name)
     stats = batch_stats[name]
     real_logits, stats = _discriminate(net, {"params": d_params[name], "batch_stats": stats}, real)
