@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections as mlc
+import numpy as np
 import optax
 
 from cartoon_jax import losses, parallel, train_setup
@@ -225,5 +226,5 @@ def build_steps(config: mlc.ConfigDict, mesh: jax.sharding.Mesh, nets: losses.Ne
       generate, mesh, in_specs=(REPLICATED, BATCH), out_specs=BATCH, donate_argnums=()
     ),
     restart_g_opt=jax.jit(g_tx.init, out_shardings=replicated),
-    d_indices=tuple(jax.device_put(jnp.int32(j), replicated) for j in indices),
+    d_indices=tuple(jax.device_put(np.int32(j), replicated) for j in indices),
   )

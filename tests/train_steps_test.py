@@ -171,7 +171,8 @@ def _split_run(config, mesh, nets, initial, batches, vgg):
 # losses, gradient norms, Adam moments and spectral-norm vectors. Parameters move by Adam's
 # update, about lr * sign(g) where |g| >> eps, so a reordered near-zero gradient flips an entry by
 # 2 lr: the parameters are compared by the change from the start, to 2e-2 of its norm as a whole
-# tensor (parallel_test's bound, which admits flips in 1e-4 of the entries).
+# tensor (parallel_test's bound, which admits flips in 1e-4 of the entries). Measured on a 2-core
+# AVX2 Xeon: every difference 0 (XLA compiled the split steps to the same arithmetic).
 RTOL, UPDATE_RTOL = 5e-4, 2e-2
 
 
