@@ -93,17 +93,18 @@ def loss_settings(config: mlc.ConfigDict) -> tuple[losses.LossWeights, losses.Lo
 
 
 def optimizers(config: mlc.ConfigDict) -> dict[str, Any]:
-  """{'g': G's Adam (both phases), 'd': one Adam over both Ds, 'g_lr', 'd_lr': their learning
-  rates as functions of the train step (`train_state.learning_rates`)}."""
+  """{'g': G's Adam (both phases), 'd': one Adam over both Ds, 'pretrain_lr', 'main_lr': the
+  learning rates of each phase as schedules of its step (`train_state.phase_step`)}."""
   o = config.optim
-  g_lr, d_lr = ts.learning_rates(
-    lr=o.lr,
-    pretrain_steps=config.train.pretrain_steps,
-    decay_start_step=o.decay_start_step,
-    decay_end_step=o.decay_end_step,
-  )
   adam = ts.adam(b1=o.b1, b2=o.b2)
-  return {"g": adam, "d": adam, "g_lr": g_lr, "d_lr": d_lr}
+  return {
+    "g": adam,
+    "d": adam,
+    "pretrain_lr": ts.pretrain_schedule(lr=o.lr, steps=config.train.pretrain_steps),
+    "main_lr": ts.main_schedule(
+      lr=o.lr, decay_start_step=o.decay_start_step, decay_end_step=o.decay_end_step
+    ),
+  }
 
 
 def make_state_fn(config: mlc.ConfigDict, nets: losses.Nets, optim: dict[str, Any]) -> Any:

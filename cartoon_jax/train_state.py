@@ -1,9 +1,11 @@
-"""The train state: generator, both discriminators (+ spectral-norm stats), two Adams, step, rng.
+"""The train state: generator, both discriminators (+ spectral-norm stats), their Adams, step, rng.
 
 The frozen VGG nets are not part of it: they are data, passed to the step separately and never
-checkpointed. Learning rates are functions of the train step (`learning_rates`), set into each
-Adam state before its update (`update`): one G optimizer and one state layout serve both phases,
-and k D updates per G update do not decay D's rate k times faster.
+checkpointed. One G optimizer (one state layout) serves both phases; it restarts when the main
+phase starts, so its update count (`phase_step`) is the step within the phase. The learning rates
+are schedules of that count, set into each Adam state before its update (`update`); D's follows
+G's main-phase step, so k D updates per G update do not decay it k times faster. The main-phase
+steps hold no phase length: runs of another `train.pretrain_steps` share their compiled code.
 """
 
 from collections.abc import Mapping
@@ -25,11 +27,12 @@ class TrainState:
   """All trained values of a run (a pytree; every leaf is checkpointed).
 
   Attributes:
-    step: int32 scalar, steps done (pretrain steps first, then main steps).
+    step: int32 scalar, training steps done: pretrain updates first, then main-phase steps (a G
+      update and `train.d_steps_per_g_step` D updates each).
     rng: uint32[2] base key; step s uses `jax.random.fold_in(rng, s)`.
     g_params: generator 'params'.
-      g_opt_state: Adam state of the generator, both phases (restarted when the main phase starts).
-  d_params: {'disc_surface': params, 'disc_texture': params}.
+    g_opt_state: Adam state of the generator, both phases (restarted when the main phase starts).
+    d_params: {'disc_surface': params, 'disc_texture': params}.
     d_batch_stats: the discriminators' spectral-norm power-iteration vectors, same keys.
     d_opt_state: one Adam state over both discriminators' params.
   """
@@ -60,6 +63,11 @@ def update(
   return optax.apply_updates(params, updates), opt_state
 
 
+def phase_step(g_opt_state: optax.OptState) -> jax.Array:
+  """Updates of G so far in the current phase (its Adam restarts with the main phase)."""
+  return g_opt_state.count
+
+
 def current_lr(opt_state: optax.OptState) -> jax.Array:
   """The learning rate the last update of an `adam` state used."""
   return opt_state.hyperparams["learning_rate"]
@@ -79,20 +87,6 @@ def main_schedule(*, lr: float, decay_start_step: int, decay_end_step: int) -> o
   return optax.linear_schedule(
     lr, 0.0, decay_end_step - decay_start_step, transition_begin=decay_start_step
   )
-
-
-def learning_rates(
-  *, lr: float, pretrain_steps: int, decay_start_step: int, decay_end_step: int
-) -> tuple[optax.Schedule, optax.Schedule]:
-  """(G's, D's) learning rate as functions of the train step (`TrainState.step` before the update).
-
-  G: `pretrain_schedule` over the first `pretrain_steps`, then `main_schedule` of the main-phase
-  step; D, which only trains in the main phase: `main_schedule` of the main-phase step.
-  """
-  pre = pretrain_schedule(lr=lr, steps=pretrain_steps)
-  main = main_schedule(lr=lr, decay_start_step=decay_start_step, decay_end_step=decay_end_step)
-  g_lr = optax.join_schedules([pre, main], [pretrain_steps])
-  return g_lr, lambda step: main(step - pretrain_steps)
 
 
 def discriminator_input_shapes(image_size: int) -> dict[str, tuple[int, ...]]:

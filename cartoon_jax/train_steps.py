@@ -6,8 +6,9 @@ state replicated) and donating the state:
 - `d_step`: one discriminator update on G(x) of the current G (main phase).
 
 A main-phase training step is `Steps.main`: the G update, then `train.d_steps_per_g_step` D
-updates. `TrainState.step` counts training steps (G updates); the learning rates of both phases
-are functions of it. Every D update of a step sees that step's batch: the data, the iterator's
+updates. `TrainState.step` counts training steps (G updates); the learning rates are schedules of
+the step within the phase (`train_state.phase_step`), the D updates of a step all at the rate of
+its main-phase step. Every D update of a step sees that step's batch: the data, the iterator's
 position and its skip counts advance one batch per training step whatever the number of D
 updates, so the face cadence of the input pipeline and resuming stay as they are, and a run may
 resume with another `d_steps_per_g_step`. What differs between the D updates of a step is the
@@ -42,17 +43,17 @@ def pretrain_step(
   *,
   generator: Any,
   g_tx: optax.GradientTransformation,
-  g_lr: optax.Schedule,
+  lr: optax.Schedule,
 ) -> tuple[ts.TrainState, dict[str, jax.Array]]:
-  """One L1-reconstruction update of G; returns the new state and global-mean metrics."""
+  """One L1-reconstruction update of G at `lr` of the phase step; returns the new state and
+  global-mean metrics."""
   (loss, terms), grads = parallel.value_and_mean_grad(
     functools.partial(losses.pretrain_loss, generator=generator, photo=batch["photo"]),
     state.g_params,
     has_aux=True,
   )
-  g_params, g_opt_state = ts.update(
-    g_tx, grads, state.g_opt_state, state.g_params, lr=g_lr(state.step)
-  )
+  rate = lr(ts.phase_step(state.g_opt_state))
+  g_params, g_opt_state = ts.update(g_tx, grads, state.g_opt_state, state.g_params, lr=rate)
   metrics = {"loss/pretrain": loss, **{f"pretrain/{k}": v for k, v in terms.items()}}
   metrics = parallel.pmean(metrics)
   metrics |= {"lr": ts.current_lr(g_opt_state), "grad_norm/g": optax.tree.norm(grads)}
@@ -67,12 +68,12 @@ def g_step(
   *,
   nets: losses.Nets,
   g_tx: optax.GradientTransformation,
-  g_lr: optax.Schedule,
+  lr: optax.Schedule,
   loss_weights: losses.LossWeights,
   loss_options: losses.LossOptions,
   dtype: jnp.dtype,
 ) -> tuple[ts.TrainState, dict[str, jax.Array], dict[str, jax.Array]]:
-  """One G update on the generator loss; counts the training step.
+  """One G update on the generator loss at `lr` of the main-phase step; counts the training step.
 
   The discriminators run in the loss (one spectral-norm power iteration each): their updated
   stats go into the state. Returns the new state, global-mean metrics, and this device's images
@@ -98,9 +99,8 @@ def g_step(
   (loss, (terms, stats, images)), grads = parallel.value_and_mean_grad(
     loss_fn, state.g_params, has_aux=True
   )
-  g_params, g_opt_state = ts.update(
-    g_tx, grads, state.g_opt_state, state.g_params, lr=g_lr(state.step)
-  )
+  rate = lr(ts.phase_step(state.g_opt_state))
+  g_params, g_opt_state = ts.update(g_tx, grads, state.g_opt_state, state.g_params, lr=rate)
   metrics = parallel.pmean({"loss/g_total": loss, **{f"g/{k}": v for k, v in terms.items()}})
   metrics |= {"lr": ts.current_lr(g_opt_state), "grad_norm/g": optax.tree.norm(grads)}
   new_state = state.replace(
@@ -120,16 +120,15 @@ def d_step(
   *,
   nets: losses.Nets,
   d_tx: optax.GradientTransformation,
-  d_lr: optax.Schedule,
+  lr: optax.Schedule,
 ) -> tuple[ts.TrainState, dict[str, jax.Array]]:
   """D update `index` (0, 1, ...) of the training step `g_step` just counted, on its batch.
 
-  Both discriminators see the real cartoons and G(x) of the current G. Update 0 draws from the
-  step's D key, update j > 0 from that key with j folded in. Returns the new state and global-mean
-  metrics.
+  Both discriminators see the real cartoons and G(x) of the current G. The rate is `lr` of the
+  main-phase step of that G update. Update 0 draws from the step's D key, update j > 0 from that
+  key with j folded in. Returns the new state and global-mean metrics.
   """
-  step = state.step - 1  # the training step whose G update came before
-  _, rng = step_keys(state.rng, step)
+  _, rng = step_keys(state.rng, state.step - 1)  # the training step whose G update came before
   rng = jax.lax.select(index == 0, rng, jax.random.fold_in(rng, index))
   fake = nets.generator.apply({"params": state.g_params}, batch["photo"]).astype(jnp.float32)
   (loss, (terms, stats)), grads = parallel.value_and_mean_grad(
@@ -144,7 +143,8 @@ def d_step(
     state.d_params,
     has_aux=True,
   )
-  d_params, d_opt_state = ts.update(d_tx, grads, state.d_opt_state, state.d_params, lr=d_lr(step))
+  rate = lr(ts.phase_step(state.g_opt_state) - 1)
+  d_params, d_opt_state = ts.update(d_tx, grads, state.d_opt_state, state.d_params, lr=rate)
   metrics = parallel.pmean({"loss/d_total": loss, **{f"d/{k}": v for k, v in terms.items()}})
   metrics |= {"grad_norm/d": optax.tree.norm(grads)}
   new_state = state.replace(
@@ -198,17 +198,19 @@ def build_steps(config: mlc.ConfigDict, mesh: jax.sharding.Mesh, nets: losses.Ne
   optim = train_setup.optimizers(config)
   loss_weights, loss_options = train_setup.loss_settings(config)
   g_tx = optim["g"]
-  pre = functools.partial(pretrain_step, generator=nets.generator, g_tx=g_tx, g_lr=optim["g_lr"])
+  pre = functools.partial(
+    pretrain_step, generator=nets.generator, g_tx=g_tx, lr=optim["pretrain_lr"]
+  )
   g = functools.partial(
     g_step,
     nets=nets,
     g_tx=g_tx,
-    g_lr=optim["g_lr"],
+    lr=optim["main_lr"],
     loss_weights=loss_weights,
     loss_options=loss_options,
     dtype=train_setup.compute_dtype(config),
   )
-  d = functools.partial(d_step, nets=nets, d_tx=optim["d"], d_lr=optim["d_lr"])
+  d = functools.partial(d_step, nets=nets, d_tx=optim["d"], lr=optim["main_lr"])
   generate = lambda params, photo: nets.generator.apply({"params": params}, photo)
   replicated = parallel.replicated(mesh)
   indices = range(config.train.d_steps_per_g_step)
