@@ -3,10 +3,10 @@
   PYTHONPATH=. python bench/train_step.py [--sizes 128 256] [--batch 4] [--steps 3]
 
 Everything is measured in one run on this machine: the step's FLOPs come from XLA's cost analysis
-of the compiled step; the matmul is an N x N float32 product timed on the same device, taken as the
-practical peak. The input-wait fraction is the share of a real loop's wall time spent in
-`next(iterator)` + `to_global` on the bundled sample data (the step is dispatched asynchronously,
-so a pipeline that keeps up costs ~0).
+of the compiled G and D steps; the matmul is an N x N float32 product timed on the same device,
+taken as the practical peak. The input-wait fraction is the share of a real loop's wall time spent
+in `next(iterator)` + `to_global` on the bundled sample data (the step is dispatched
+asynchronously, so a pipeline that keeps up costs ~0).
 """
 
 import argparse
