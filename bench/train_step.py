@@ -4,11 +4,12 @@
       [--content-net vgg16] [--compute-dtype float32]
 
 Everything is measured in one run on this machine: the step's FLOPs come from XLA's cost analysis
-of the compiled step (the paper config; --content-net vgg16: ImageNet VGG16 for every perceptual
-term, `configs.common.use_imagenet_vgg16`); the step time is the best of --steps; the matmul is an
-N x N float32 product timed on the same device, taken as the practical peak. The input-wait
-fraction is the share of a real loop's wall time spent in `next(iterator)` + `to_global` on the
-bundled sample data (the step is dispatched asynchronously, so a pipeline that keeps up costs ~0).
+of the compiled G and D steps (the paper config; --content-net vgg16: ImageNet VGG16 for every
+perceptual term, `configs.common.use_imagenet_vgg16`); the step time is the best of --steps; the
+matmul is an N x N float32 product timed on the same device, taken as the practical peak. The
+input-wait fraction is the share of a real loop's wall time spent in `next(iterator)` +
+`to_global` on the bundled sample data (the step is dispatched asynchronously, so a pipeline that
+keeps up costs ~0).
 
 The VGG FLOPs are those of the step's perceptual features alone (forward over the images without
 gradient, forward and input gradient over the generator's outputs), compiled at the step's shapes
@@ -28,7 +29,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from bench.timing import best_seconds  # noqa: E402
-from cartoon_jax import input_pipeline, parallel, train  # noqa: E402
+from cartoon_jax import input_pipeline, parallel, train_setup, train_steps  # noqa: E402
 from cartoon_jax.configs import common, ssa_pmc  # noqa: E402
 from cartoon_jax.losses import objectives  # noqa: E402
 
@@ -64,9 +65,9 @@ def _per_term_features(nets, variables, images, options, *, pmc, compute_dtype):
 
 def vgg_flops(config, nets, vgg, batch: int, size: int) -> dict[str, float]:
   """XLA's FLOPs of the perceptual features alone, in both arrangements (see the docstring)."""
-  _, options = train.loss_settings(config)
+  _, options = train_setup.loss_settings(config)
   pmc = bool(config.loss.weights.pmc)
-  dtype = train.compute_dtype(config)
+  dtype = train_setup.compute_dtype(config)
   variables = {name: {"params": params} for name, params in vgg.items()}
   images = {
     key: jnp.zeros((batch, size, size, 3))
@@ -102,12 +103,13 @@ def bench_size(
     config = common.use_imagenet_vgg16(config)
   config.compute_dtype = compute_dtype
   mesh = parallel.make_mesh()
-  nets = train.build_nets(config)
-  fns = train.build_steps(config, mesh, nets)
+  nets = train_setup.build_nets(config)
+  fns = train_steps.build_steps(config, mesh, nets)
   state = jax.jit(
-    train.make_state_fn(config, nets, fns["optim"]), out_shardings=parallel.replicated(mesh)
+    train_setup.make_state_fn(config, nets, train_setup.optimizers(config)),
+    out_shardings=parallel.replicated(mesh),
   )()
-  host_vgg = train.load_vgg(config, nets, jax.random.PRNGKey(1))
+  host_vgg = train_setup.load_vgg(config, nets, jax.random.PRNGKey(1))
   vgg = parallel.replicate(host_vgg, mesh)
   it = iter(
     input_pipeline.create_dataset(
@@ -123,16 +125,19 @@ def bench_size(
 
   b = get_batch()
   t0 = time.perf_counter()
-  compiled = fns["train"].lower(state, b, vgg).compile()
+  fns.g = fns.g.lower(state, b, vgg).compile()
+  fns.d = fns.d.lower(state, b, fns.d_indices[0]).compile()
   compile_s = time.perf_counter() - t0
-  flops = float(compiled.cost_analysis()["flops"]) * mesh.devices.size
-  state, metrics, _ = fns["train"](state, b, vgg)
+  flops = float(fns.g.cost_analysis()["flops"])
+  flops += len(fns.d_indices) * float(fns.d.cost_analysis()["flops"])
+  flops *= mesh.devices.size
+  state, metrics, _ = fns.main(state, b, vgg)
   jax.block_until_ready(metrics)
 
   # Step time on a fixed, already placed batch (the step donates its state: thread it through).
   def step():
     nonlocal state
-    state, metrics, _ = fns["train"](state, b, vgg)
+    state, metrics, _ = fns.main(state, b, vgg)
     return metrics
 
   step_s = best_seconds(step, repeats=steps)
@@ -143,7 +148,7 @@ def bench_size(
     w0 = time.perf_counter()
     b = get_batch()
     wait += time.perf_counter() - w0
-    state, metrics, _ = fns["train"](state, b, vgg)
+    state, metrics, _ = fns.main(state, b, vgg)
   jax.block_until_ready(metrics)
   loop_s = time.perf_counter() - t0
   return {
@@ -161,7 +166,7 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--matmul", type=int, default=2048)
   parser.add_argument("--content-net", choices=sorted(objectives.CONTENT_LAYERS), default="vgg16")
-  parser.add_argument("--compute-dtype", choices=sorted(train.DTYPES), default="float32")
+  parser.add_argument("--compute-dtype", choices=sorted(train_setup.DTYPES), default="float32")
   args = parser.parse_args()
 
   print(f"devices: {jax.device_count()} x {jax.devices()[0].device_kind}")

@@ -104,7 +104,7 @@ def main(
   from cartoon_jax import train
 
   try:
-    outputs = train.train_and_evaluate(config, workdir)
+    outputs = train.train_and_export(config, workdir)
   except (FloatingPointError, ValueError, OSError) as e:
     # One line (the step, key, file, value or cause); the traceback at --verbosity=0.
     absl_logging.info("the error's traceback:", exc_info=True)

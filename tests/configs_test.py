@@ -88,27 +88,27 @@ def test_readme_demo_starts_from_a_committed_generator_of_its_shape():
   """README command 1's --config.init_from loads into the demo's generator (shapes checked)."""
   import re
 
-  from cartoon_jax import train
+  from cartoon_jax import train_setup
 
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   with open(os.path.join(root, "README.md")) as f:
     command = next(line for line in f if "launch.py --config configs/demo.py" in line)
   (path,) = re.findall(r"--config\.init_from=(\S+)", command)
-  params = train.load_init_generator(os.path.join(root, path), load("demo"))
+  params = train_setup.load_init_generator(os.path.join(root, path), load("demo"))
   assert params["conv"]["kernel"].shape[-1] == load("demo").model.generator.channels
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_config_builds(name):
   """Nets, loss settings, optimizers and the abstract train state of every config."""
-  from cartoon_jax import train
+  from cartoon_jax import train_setup
 
   config = load(name)
-  nets = train.build_nets(config)
-  weights, options = train.loss_settings(config)
+  nets = train_setup.build_nets(config)
+  weights, options = train_setup.loss_settings(config)
   assert weights.pmc == config.loss.weights.pmc
   assert options.pmc_layers == tuple(config.loss.options.pmc_layers)
-  state = jax.eval_shape(train.make_state_fn(config, nets, train.optimizers(config)))
+  state = jax.eval_shape(train_setup.make_state_fn(config, nets, train_setup.optimizers(config)))
   assert set(state.d_params) == {"disc_surface", "disc_texture"}
   assert state.step.shape == ()
 
@@ -134,7 +134,7 @@ def test_config_runs_one_step(name, dtype, tmp_path):
   config = load(name, "tiny")
   config.train.pretrain_steps, config.train.steps = 0, 1
   config.compute_dtype = dtype
-  outputs = train.train_and_evaluate(config, str(tmp_path), devices=jax.devices()[:1])
+  outputs = train.train_and_export(config, str(tmp_path), devices=jax.devices()[:1])
   (record,) = read_metrics(tmp_path)
   assert record["step"] == 1 and "loss/g_total" in record
   assert all(np.isfinite(v) for k, v in record.items() if k != "step"), record

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import losses, train
+from cartoon_jax import losses, train_setup
 from cartoon_jax.configs import ssa_pmc
 
 
@@ -78,7 +78,7 @@ def test_bad_shapes_raise():
     losses.content_loss(jnp.zeros((1, 2, 2, 3)), jnp.zeros((1, 2, 2, 4)))
 
 
-PAPER_WEIGHTS, PAPER_OPTIONS = train.loss_settings(ssa_pmc.get_config())
+PAPER_WEIGHTS, PAPER_OPTIONS = train_setup.loss_settings(ssa_pmc.get_config())
 
 
 def test_loss_weights():

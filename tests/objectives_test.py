@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cartoon_jax import losses, train
+from cartoon_jax import losses, train_setup
 from cartoon_jax.configs import ssa_pmc
 from cartoon_jax.losses import objectives
 from cartoon_jax.models.discriminator import PatchDiscriminator
@@ -28,7 +28,7 @@ NETS = losses.Nets(
   vgg16=VGG16(),
 )
 CALLBACKS = ("pure_callback", "io_callback")
-WEIGHTS, OPTIONS = train.loss_settings(ssa_pmc.get_config())  # the paper's
+WEIGHTS, OPTIONS = train_setup.loss_settings(ssa_pmc.get_config())  # the paper's
 
 
 def _random_like(shapes, seed):

@@ -10,7 +10,7 @@ from jax import lax
 from jax.sharding import AxisType
 from train_test import tiny_config
 
-from cartoon_jax import parallel, train
+from cartoon_jax import parallel, train_setup, train_steps
 
 P = jax.sharding.PartitionSpec
 
@@ -190,27 +190,28 @@ def test_train_steps_on_8_devices_equal_1_device():
   """Two main-phase steps on the same global batch of 8: the same gradients, updates and losses on
   8 devices as on 1, to the tolerances above; a run where every device reads row 0 fails them."""
   config = tiny_config()
-  nets = train.build_nets(config)
+  nets = train_setup.build_nets(config)
   rng = np.random.default_rng(0)
   batches = [
     {k: rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32) for k in ("photo", "cartoon")}
     for _ in range(2)
   ]
   same_rows = [{k: np.repeat(v[:1], 8, axis=0) for k, v in b.items()} for b in batches]
-  vgg = train.load_vgg(config, nets, jax.random.PRNGKey(1))
+  vgg = train_setup.load_vgg(config, nets, jax.random.PRNGKey(1))
   runs = {}
   for n, named_data in ((1, {"1": batches}), (8, {"8": batches, "8 same rows": same_rows})):
     mesh = parallel.make_mesh(jax.devices()[:n])
-    steps = train.build_steps(config, mesh, nets)
+    steps = train_steps.build_steps(config, mesh, nets)
     state_fn = jax.jit(
-      train.make_state_fn(config, nets, steps["optim"]), out_shardings=parallel.replicated(mesh)
+      train_setup.make_state_fn(config, nets, train_setup.optimizers(config)),
+      out_shardings=parallel.replicated(mesh),
     )
     for name, data in named_data.items():
       state = state_fn()
       initial, results = jax.device_get(state), []
       for b in data:
         b = jax.device_put(b, parallel.batch_sharding(mesh))
-        state, m, _ = steps["train"](state, b, parallel.replicate(vgg, mesh))
+        state, m, _ = steps.main(state, b, parallel.replicate(vgg, mesh))
         results.append(jax.device_get((state, m)))
       runs[name] = initial, results
   initial, ref = runs["1"]

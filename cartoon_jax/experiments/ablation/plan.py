@@ -93,7 +93,7 @@ def run_config(run: Run, plan: Plan, *, pretrained: str) -> mlc.ConfigDict:
 
 def check_pretrained_vgg16() -> str:
   """The converted ImageNet VGG16's path; FileNotFoundError saying how to make it. The runs must
-  not fall back to random VGG16 (train.load_vgg's behaviour for 'pretrained' without the file)."""
+  not fall back to random VGG16 (what train_setup.load_vgg does for 'pretrained' without it)."""
   path = weights.pretrained_vgg16_path()
   if not os.path.isfile(path):
     raise FileNotFoundError(
@@ -118,7 +118,7 @@ def train_all(plan: Plan, out: str) -> dict[str, str]:
     # (docs/results/) are reused as they are.
     if not (os.path.isfile(path) and fileio.load_meta(path).get("step") == total):
       start = time.perf_counter()
-      outputs = train.train_and_evaluate(config, workdir, devices=devices)
+      outputs = train.train_and_export(config, workdir, devices=devices)
       if "exported generator" not in outputs:  # SIGTERM: checkpointed at the current step
         raise InterruptedError(f"{run.name} stopped early; the same command resumes it")
       path = outputs["exported generator"]
