@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bench.timing import best_seconds
-from cartoon_jax import generator_io, onnx_export
+from cartoon_jax import generator_io, onnx_export, xla_options
 from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
 from cartoon_jax.models.generator import SSAGenerator
 
@@ -50,7 +50,7 @@ def main() -> None:
   session = onnxruntime.InferenceSession(
     model.SerializeToString(), options, providers=["CPUExecutionProvider"]
   )
-  apply = jax.jit(generator.module.apply)
+  apply = xla_options.jit(generator.module.apply)
   variables = jax.device_put(generator.variables)
   path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_generator.onnx")
   onnx_export.export(generator, path, tolerance=None)
