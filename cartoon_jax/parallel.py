@@ -14,6 +14,8 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from cartoon_jax import xla_options
+
 AXIS = "data"
 
 ENV_NUM_PROCESSES, ENV_PROCESS_ID = "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"
@@ -118,7 +120,7 @@ def shard_step(
   vary. `value_and_mean_grad` and `pmean` give the same results either way.
   """
   mapped = jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=check_vma)
-  return jax.jit(mapped, donate_argnums=donate_argnums)
+  return xla_options.jit(mapped, donate_argnums=donate_argnums)
 
 
 REPLICATED = P()

@@ -1,9 +1,11 @@
 """Tests for cartoon_jax.cartoonize: any size in, same size out; tiles; videos; CLI behaviour."""
 
+import inspect
 import os
 import re
 import shutil
 import subprocess
+import threading
 import wave
 from fractions import Fraction
 
@@ -399,3 +401,92 @@ def test_command_line(tmp_path, params_npz, capsys):
   out2 = str(tmp_path / "out2.png")
   assert cli.main(["--checkpoint", str(workdir), src, out2, "--quiet"]) == 0
   assert cv2.imread(out2).shape == (30, 50, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures while streaming: decode, compute and encode run in three places at once.
+
+
+@pytest.fixture
+def stream_clip(tmp_path):
+  """24 frames of 48x64: six batches of the module's cartoonizer."""
+  src = str(tmp_path / "clip.mp4")
+  _write_video(src, [_photo(48, 64)] * 24, fps=Fraction(24))
+  return src
+
+
+def _children() -> list[int]:
+  """Ids of this process's child processes (Linux /proc)."""
+  found = []
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      with open(f"/proc/{pid}/stat") as f:
+        parent = f.read().rsplit(")", 1)[1].split()[1]
+    except OSError:  # gone meanwhile
+      continue
+    if parent == str(os.getpid()):
+      found.append(int(pid))
+  return found
+
+
+def _assert_nothing_left(tmp_path) -> None:
+  """No output or temporary file, no ffmpeg child, no decode or encode thread."""
+  assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+  assert not _children()
+  assert not [t for t in threading.enumerate() if t.name in ("decode", "encode")]
+
+
+def _failing_after(method, frames: int, error: BaseException):
+  """`method` (a generator or a plain method) raising `error` once `frames` calls/items passed."""
+  count = [0]
+
+  if inspect.isgeneratorfunction(method):
+
+    def wrapped(self, *args):
+      for item in method(self, *args):
+        if count[0] == frames:
+          raise error
+        count[0] += 1
+        yield item
+
+  else:
+
+    def wrapped(self, *args, **kwargs):
+      if count[0] == frames:
+        raise error
+      count[0] += 1
+      return method(self, *args, **kwargs)
+
+  return wrapped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+  "where, error",
+  [
+    ("FrameReader.__iter__", OSError("clip.mp4: read error at frame 10")),
+    ("VideoWriter.write", RuntimeError("ffmpeg stopped while writing out.mp4: disk full")),
+  ],
+)
+def test_failing_decode_or_encode_mid_stream_gives_one_line(
+  tmp_path, params_npz, stream_clip, monkeypatch, capsys, where, error
+):
+  cls, name = where.split(".")
+  cls = getattr(video_io, cls)
+  monkeypatch.setattr(cls, name, _failing_after(getattr(cls, name), 10, error))
+  out = str(tmp_path / "out.mp4")
+  assert cli.main(["--params", params_npz, stream_clip, out, "--batch", "2", "--quiet"]) == 1
+  err = capsys.readouterr().err
+  assert err == f"cartoon-jax cartoonize: error: {error}\n"
+  _assert_nothing_left(tmp_path)
+
+
+@pytest.mark.slow
+def test_interrupt_mid_stream_stops_every_thread_and_ffmpeg(
+  tmp_path, cartoonizer, stream_clip, monkeypatch
+):
+  dispatch = _failing_after(engine.Cartoonizer._dispatch, 3, KeyboardInterrupt())
+  monkeypatch.setattr(engine.Cartoonizer, "_dispatch", dispatch)
+  with pytest.raises(KeyboardInterrupt):
+    cz.cartoonize(stream_clip, str(tmp_path / "out.mp4"), cartoonizer=cartoonizer, progress=False)
+  _assert_nothing_left(tmp_path)

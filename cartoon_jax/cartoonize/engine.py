@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartoon_jax import file_kinds, fileio, generator_io
+from cartoon_jax import file_kinds, fileio, generator_io, xla_options
 from cartoon_jax.models.generator import SIZE_MULTIPLE
 from cartoon_jax.ops.filtering import guided_filter as guided_filter_op
 from cartoon_jax.ops.pad import crop_to, pad_to_multiple
@@ -217,7 +217,7 @@ def _forward_fn(model: Any, guided_filter: tuple[int, float] | None) -> Callable
     y = model.apply(variables, x.astype(model.dtype)).astype(jnp.float32)
     return _finish(x, y, guided_filter, as_uint8)
 
-  return jax.jit(forward, static_argnames="as_uint8")
+  return xla_options.jit(forward, static_argnames="as_uint8")
 
 
 class OnnxCartoonizer(Cartoonizer):
@@ -251,8 +251,8 @@ class OnnxCartoonizer(Cartoonizer):
     names = [i.name for i in session.get_inputs()]
     if names != ["image"]:
       raise ValueError(f"{path}: expected one input 'image' (a cartoon_jax export), got {names}")
-    to_unit = jax.jit(_to_unit)
-    finish = jax.jit(_finish, static_argnames=("guided_filter", "as_uint8"))
+    to_unit = xla_options.jit(_to_unit)
+    finish = xla_options.jit(_finish, static_argnames=("guided_filter", "as_uint8"))
 
     def forward(frames: np.ndarray, *, as_uint8: bool) -> jax.Array:
       x = to_unit(frames)

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cartoon_jax import fileio, images, video_io
+from cartoon_jax.cartoonize import streams
 from cartoon_jax.cartoonize.engine import Cartoonizer
 from cartoon_jax.file_kinds import media_kind
 
@@ -165,17 +166,30 @@ def cartoonize_video(
     disable=not progress,
     dynamic_ncols=True,
   )
+
+  def write(batch: tuple[np.ndarray, np.ndarray]) -> None:
+    for frame, cartoon in zip(*batch, strict=True):
+      both = np.concatenate([frame, cartoon], axis=1)
+      writer.write(both if side_by_side else cartoon)
+      if preview and summary.frames % keep_every == 0:
+        pairs.append(_shrink(both))
+      summary.frames += 1
+    bar.update(len(batch[0]))
+
+  # Decoding (ffmpeg, a reader thread) runs ahead into a bounded queue, the device computes one
+  # batch while the previous one is awaited, and encoding (a writer thread, ffmpeg) runs behind;
+  # an exception in either thread is raised here, and every `with` stops its thread or process.
   wrote_preview = False
   try:
-    with writer, bar:
-      for inputs, cartoons in cartoonizer.map(_batches(reader, cartoonizer.batch_size)):
-        for frame, cartoon in zip(inputs, cartoons, strict=True):
-          both = np.concatenate([frame, cartoon], axis=1)
-          writer.write(both if side_by_side else cartoon)
-          if preview and summary.frames % keep_every == 0:
-            pairs.append(_shrink(both))
-          summary.frames += 1
-        bar.update(len(inputs))
+    with (
+      writer,
+      bar,
+      streams.Prefetch(_batches(reader, cartoonizer.batch_size), name="decode") as batches,
+      streams.Drain(write, name="encode") as encode,
+    ):
+      for inputs, cartoons in cartoonizer.map(batches):
+        encode.put((inputs, cartoons))
+      encode.finish()
       if summary.frames == 0:
         raise ValueError(f"{input_path}: no frame could be decoded ({reader.errors or 'empty'})")
       if preview:  # before the video is renamed into place: a failure leaves neither

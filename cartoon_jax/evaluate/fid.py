@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from scipy import linalg
 
-from cartoon_jax import fileio, images
+from cartoon_jax import fileio, images, xla_options
 from cartoon_jax.models.inception import (
   FID_SIZE,
   NUM_FEATURES,
@@ -65,7 +65,7 @@ class FeatureExtractor:
     self.variables = jax.device_put(variables)
     self.batch_size = batch_size
     self.size = size
-    self._apply = jax.jit(FIDInceptionV3(resize_input=False).apply)
+    self._apply = xla_options.jit(FIDInceptionV3(resize_input=False).apply)
 
   def __call__(self, images: Sequence[np.ndarray] | Callable[[int], np.ndarray], count: int = -1):
     """images: a list of uint8 (H, W, 3) arrays, or a loader i -> image with `count` items."""
