@@ -49,15 +49,15 @@ def read_frames(folder: str) -> np.ndarray:
   return np.stack([images.read_rgb8(p) for p in images.list_images(folder, recursive=False)])
 
 
-def _to_unit(frames: np.ndarray) -> np.ndarray:
-  return frames.astype(np.float32) / 127.5 - 1.0
-
-
 def content_lpips(vgg: dict, source: np.ndarray, output: np.ndarray, batch: int = 8) -> float:
   """Mean LPIPS between uint8 input frames and their cartoons (T, H, W, 3)."""
   values = [
     np.asarray(
-      lpips.distance(vgg, _to_unit(source[i : i + batch]), _to_unit(output[i : i + batch]))
+      lpips.distance(
+        vgg,
+        fileio.to_model_range(source[i : i + batch]),
+        fileio.to_model_range(output[i : i + batch]),
+      )
     )
     for i in range(0, len(source), batch)
   ]
@@ -135,7 +135,7 @@ def style_metrics(
     frames = {clip: read_frames(folder) for clip, folder in folders.items()}
     stats = vgg_fid.vgg16_statistics(vgg, [f for c in frames.values() for f in c], **fd_kwargs)
     entry = {f"fd_{d}": fid.frechet_distance(*stats, *ref) for d, ref in reference.items()}
-    per_clip = [style_stats.summary(_to_unit(f)) for f in frames.values()]
+    per_clip = [style_stats.summary(fileio.to_model_range(f)) for f in frames.values()]
     entry |= {k: float(np.mean([p[k] for p in per_clip])) for k in per_clip[0]}
     if name != "input":
       entry |= {
@@ -145,7 +145,7 @@ def style_metrics(
     style[name] = entry
   for domain in ("cartoon", "photo"):
     folder = os.path.join(dataset, f"scenery_{domain}")
-    style[f"train_{domain}s"] = style_stats.summary(_to_unit(read_frames(folder)))
+    style[f"train_{domain}s"] = style_stats.summary(fileio.to_model_range(read_frames(folder)))
   return style
 
 

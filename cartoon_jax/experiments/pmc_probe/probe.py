@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cartoon_jax import generator_io, images, reporting, weights
+from cartoon_jax import fileio, generator_io, images, reporting, weights
 from cartoon_jax.losses.pmc import pmc_loss
 from cartoon_jax.models.vgg import VGG16
 from cartoon_jax.ops.affine import affine_warp, random_affine
@@ -54,7 +54,7 @@ def probe_photos(eval_dir: str, size: int) -> np.ndarray:
     frames.append(cv2.resize(first, shape, interpolation=cv2.INTER_AREA))
   h = min(f.shape[0] for f in frames) // 4 * 4
   w = min(f.shape[1] for f in frames) // 4 * 4
-  return np.stack([f[:h, :w] for f in frames]).astype(np.float32) / 127.5 - 1.0
+  return fileio.to_model_range(np.stack([f[:h, :w] for f in frames]))
 
 
 def affine_ranges(options: Mapping[str, Any], scale: float) -> dict[str, Any]:
