@@ -14,14 +14,10 @@ import pytest
 from cartoon_jax import fileio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-  "--config", "configs/demo.py", "--config.train.pretrain_steps=1",
-  "--config.data.image_size=32", "--config.model.generator.channels=8",
-  "--config.model.discriminator.channels=8", "--config.train.checkpoint_every_steps=2",
-  "--config.train.log_every_steps=1", "--config.train.sample_every_steps=2",
-  "--config.train.progress_bar=False", "--config.vgg.vgg16_path=",
-]  # fmt: skip
-BATCH = 4  # configs/demo.py
+# The demo config at the tiny variant's size (checkpoints every 2 steps), batch 4: one image per
+# device in both layouts.
+TINY = ["--config", "configs/demo.py:tiny,batch=4"]
+BATCH = 4  # TINY's batch
 
 
 def _free_port() -> int:
