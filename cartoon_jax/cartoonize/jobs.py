@@ -200,19 +200,28 @@ def cartoonize_video(
     if wrote_preview:
       os.remove(preview)
     raise
-  if reader.errors or summary.frames < info.num_frames:
-    expected = info.num_frames
-    if reader.errors and info.duration_s:
-      expected = max(expected, round(info.duration_s * info.fps))
-    summary.lost_frames = max(0, expected - summary.frames)
-    first_error = reader.errors.splitlines()[0] if reader.errors else "stream ended early"
-    print(
-      f"warning: {input_path}: decoded {summary.frames} frames of about {expected}; "
-      f"about {summary.lost_frames} lost to a damaged or truncated tail ({first_error})",
-      file=sys.stderr,
-    )
+  _report_lost_frames(input_path, info, reader.errors, summary)
   summary.outputs.append(output_path)
   return summary
+
+
+def _report_lost_frames(
+  input_path: str, info: video_io.VideoInfo, errors: str, summary: Summary
+) -> None:
+  """Sets summary.lost_frames and warns on stderr when fewer frames were decoded than the video
+  announces (or ffmpeg reported `errors`: a damaged or truncated tail)."""
+  if not errors and summary.frames >= info.num_frames:
+    return
+  expected = info.num_frames
+  if errors and info.duration_s:
+    expected = max(expected, round(info.duration_s * info.fps))
+  summary.lost_frames = max(0, expected - summary.frames)
+  first_error = errors.splitlines()[0] if errors else "stream ended early"
+  print(
+    f"warning: {input_path}: decoded {summary.frames} frames of about {expected}; "
+    f"about {summary.lost_frames} lost to a damaged or truncated tail ({first_error})",
+    file=sys.stderr,
+  )
 
 
 def _walk_images(folder: str, *, exclude: str) -> list[str]:
