@@ -15,6 +15,7 @@ one conversion between the two (NumPy or JAX arrays).
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 import zlib
@@ -133,6 +134,36 @@ def atomic_output(path: str) -> Iterator[str]:
       if os.path.exists(tmp):
         os.remove(tmp)
   except BaseException:
+    remove_empty(created)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_folder(dst: str, *, overwrite: bool) -> Iterator[str]:
+  """A temporary folder beside `dst` to fill; when the block ends without error it becomes `dst`
+  (an existing `dst`, allowed only with `overwrite`, is replaced in one rename), readable as the
+  umask allows. On an error it is removed, with the parent folders this created."""
+  dst = os.path.abspath(dst)
+  if os.path.exists(dst) and not overwrite:
+    raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
+  parent = os.path.dirname(dst)
+  check_folder(parent, what=dst)
+  created = make_parents(dst)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
+  try:
+    yield tmp
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the folder from other users
+    if os.path.exists(dst):
+      trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
+      os.rename(dst, os.path.join(trash, "old"))
+      os.rename(tmp, dst)
+      shutil.rmtree(trash, ignore_errors=True)
+    else:
+      os.rename(tmp, dst)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
     remove_empty(created)
     raise
 

@@ -1,21 +1,13 @@
-r"""Converts a dataset folder to ArrayRecord shards that `cartoon_jax.input_pipeline` reads.
+"""Dataset folders to ArrayRecord shards that `cartoon_jax.input_pipeline` reads (`prepare`).
 
-  cartoon-jax prepare SRC DST --image-size 256 [--center-crop | --keep-aspect]
-
-SRC holds scenery_photo/, scenery_cartoon/ and optionally face_photo/, face_cartoon/ (any
-subfolders; see docs/data.md). Each image is decoded, its short side resized to --image-size,
-then centre-cropped to a square (--center-crop, the default) or kept at its aspect ratio
-(--keep-aspect), and stored losslessly as PNG (or --format jpeg). DST gets one folder of shards
-per domain and dataset.json; it is written under a temporary name and renamed when complete.
-Unreadable files are skipped and listed at the end. Missing parent folders of DST are created.
+The command, its options and the layout it writes are described once, in
+`cli.PREPARE_DESCRIPTION` (`cartoon-jax prepare --help`) and docs/data.md.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -111,14 +103,7 @@ def prepare(
   for domain in data_sources.DOMAINS[:2]:
     if not os.path.isdir(os.path.join(src, domain)):
       raise FileNotFoundError(f"dataset folder {os.path.join(src, domain)} does not exist")
-  dst = os.path.abspath(dst)
-  if os.path.exists(dst) and not overwrite:
-    raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
-  parent = os.path.dirname(dst)
-  fileio.check_folder(parent, what=dst)
-  created = fileio.make_parents(dst)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
-  try:
+  with fileio.atomic_folder(dst, overwrite=overwrite) as tmp:
     manifest = {
       "format": data_sources.SHARDS_FORMAT,
       "version": 1,
@@ -144,15 +129,4 @@ def prepare(
       manifest["domains"][domain] = info
       manifest["skipped"] += [{"path": p, "error": e} for p, e in skipped]
     fileio.write_json(os.path.join(tmp, data_sources.SHARDS_MANIFEST), manifest, overwrite=False)
-    if os.path.exists(dst):
-      trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
-      os.rename(dst, os.path.join(trash, "old"))
-      os.rename(tmp, dst)
-      shutil.rmtree(trash, ignore_errors=True)
-    else:
-      os.rename(tmp, dst)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    fileio.remove_empty(created)
-    raise
   return manifest

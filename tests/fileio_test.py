@@ -1,6 +1,7 @@
-"""fileio: the .npz round trip (exact, atomic, no pickle), JSON, and the pixel-range conversion."""
+"""fileio: the .npz round trip (exact, atomic, no pickle), JSON, atomic folders, the pixel range."""
 
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -95,3 +96,29 @@ def test_json_round_trip_and_missing_file(tmp_path):
   assert fileio.read_json(path) == {"a": [1, 2]}
   with pytest.raises(FileExistsError, match="pass --overwrite"):
     fileio.write_json(path, {}, overwrite=False)
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
+  dst = tmp_path / "new" / "deeper" / "out"
+  with pytest.raises(RuntimeError), fileio.atomic_folder(str(dst), overwrite=False) as tmp:
+    (Path(tmp) / "part.txt").write_text("half")
+    raise RuntimeError("stopped")
+  assert not (tmp_path / "new").exists()  # the folders it created went with the failed write
+  with fileio.atomic_folder(str(dst), overwrite=False) as tmp:
+    (Path(tmp) / "a.txt").write_text("first")
+    assert not dst.exists()  # nothing at DST until the block ends
+  assert sorted(os.listdir(dst)) == ["a.txt"]
+  assert os.stat(dst).st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's 0700
+  refused = pytest.raises(FileExistsError, match="exists \\(pass --overwrite to replace it\\)")
+  with refused, fileio.atomic_folder(str(dst), overwrite=False):
+    pass
+  with fileio.atomic_folder(str(dst), overwrite=True) as tmp:
+    (Path(tmp) / "b.txt").write_text("second")
+  assert sorted(os.listdir(dst)) == ["b.txt"]
+  assert sorted(os.listdir(dst.parent)) == ["out"]  # no temporary or old folder left
+
+
+def _umask() -> int:
+  umask = os.umask(0)
+  os.umask(umask)
+  return umask

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -247,24 +246,12 @@ def build(
     }
   except debian_packages.PackageError as e:
     raise debian_packages.PackageError(f"{e}; get the packages with: {APT_LINE}") from None
-  dst = os.path.abspath(dst)
-  if os.path.exists(dst) and not overwrite:
-    raise FileExistsError(f"{dst} exists (pass --overwrite to replace it)")
-  parent = os.path.dirname(dst)
-  fileio.check_folder(parent, what=dst)
-  created = fileio.make_parents(dst)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-", dir=parent)
-  try:
+  with fileio.atomic_folder(dst, overwrite=overwrite) as tmp:
     rows, sources, dropped, failed = _write_crops(opened, os.path.join(tmp, "all"), size, progress)
     _split(rows, sources, tmp, heldout_fraction)
     summary = summarize(rows, dropped, failed, size=size, heldout_fraction=heldout_fraction)
     summary["packages"] = {n: os.path.basename(p.origin) for n, p in opened.items()}
     _write_manifest(tmp, rows, summary)
-    _swap_in(tmp, dst, parent)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    fileio.remove_empty(created)
-    raise
   return summary
 
 
@@ -338,8 +325,7 @@ def _split(
 
 
 def _write_manifest(tmp: str, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-  """tmp/manifest.csv (one row per file) and tmp/summary.json; makes tmp readable as the umask
-  allows (mkdtemp's 0700 would hide the dataset from other users)."""
+  """tmp/manifest.csv (one row per file) and tmp/summary.json."""
   columns = ["file", "split", "category", "package", "path", "licence", "crop"]
   with open(os.path.join(tmp, "manifest.csv"), "w", newline="") as f:
     writer = csv.DictWriter(f, columns, lineterminator="\n")
@@ -348,19 +334,6 @@ def _write_manifest(tmp: str, rows: list[dict[str, Any]], summary: dict[str, Any
   with open(os.path.join(tmp, "summary.json"), "w") as f:
     json.dump(summary, f, indent=1, sort_keys=True)
     f.write("\n")
-  umask = os.umask(0)
-  os.umask(umask)
-  os.chmod(tmp, 0o777 & ~umask)
-
-
-def _swap_in(tmp: str, dst: str, parent: str) -> None:
-  if os.path.exists(dst):
-    trash = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}-old-", dir=parent)
-    os.rename(dst, os.path.join(trash, "old"))
-    os.rename(tmp, dst)
-    shutil.rmtree(trash, ignore_errors=True)
-  else:
-    os.rename(tmp, dst)
 
 
 def summarize(
