@@ -240,7 +240,8 @@ def test_prepare_missing_source_and_existing_destination(tmp_path):
   one_error_line(
     run(
       "-m",
-      "cartoon_jax.prepare",
+      "cartoon_jax",
+      "prepare",
       str(tmp_path / "nope"),
       str(tmp_path / "dst"),
       "--image-size",
@@ -256,7 +257,7 @@ def test_prepare_missing_source_and_existing_destination(tmp_path):
   frames(src / "scenery_photo", 2)
   frames(src / "scenery_cartoon", 2)
   one_error_line(
-    run("-m", "cartoon_jax.prepare", str(src), str(dst), "--image-size", "8"), "--overwrite"
+    run("-m", "cartoon_jax", "prepare", str(src), str(dst), "--image-size", "8"), "--overwrite"
   )
   assert (dst / "keep.txt").read_text() == "mine"
 
