@@ -73,6 +73,7 @@ def test_empty_split_is_one_line(dataset, tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # 3 images, 512-d covariances
 @pytest.mark.skipif(
   not os.path.isfile(weights.pretrained_vgg16_path()), reason="no converted ImageNet VGG16"
 )

@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--out", required=True, help="result JSON (targets.md is written beside it)")
   parser.add_argument("--size", type=int, default=targets.SIZE, help="image side in pixels")
   args = parser.parse_args(argv)
-  command = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])
+  command = f"{PROG} {shlex.join(sys.argv[1:] if argv is None else argv)}"
   try:
     result = targets.derive(args.data, size=args.size, command=command)
   except (OSError, ValueError) as e:

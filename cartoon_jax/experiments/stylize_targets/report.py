@@ -48,7 +48,10 @@ def markdown(result: dict[str, Any]) -> str:
     f"{lp['classical_filter']['min']:.3f}-{lp['classical_filter']['max']:.3f}). Context: unrelated "
     f"held-out photos are {lp['unrelated_photos']['mean']:.4f} apart (per pair "
     f"{lp['unrelated_photos']['min']:.3f}-{lp['unrelated_photos']['max']:.3f}), "
-    f"{lp['unrelated_over_bound']:.1f}x the bound.",
+    f"{lp['unrelated_over_bound']:.1f}x the bound; the largest photo's LPIPS to its filtered "
+    f"self ({lp['classical_filter']['max']:.3f}) is "
+    f"{'below' if lp['classical_filter']['max'] < lp['unrelated_photos']['min'] else 'not below'}"
+    f" the closest unrelated pair's ({lp['unrelated_photos']['min']:.3f}).",
     "",
     f"## VGG16 Fréchet distance ({fd['layer']}) to the held-out cartoons",
     "",
