@@ -61,6 +61,14 @@ def test_the_demo_is_the_demo_variant_and_takes_an_argument():
   assert load("demo", "tiny").loss.options.content_net == "vgg16"
 
 
+def test_vgg16_variant_is_imagenet_vgg16_for_every_perceptual_term():
+  c, paper = load("ssa_pmc", "vgg16"), load("ssa_pmc")
+  assert (c.vgg.vgg16_path, c.loss.options.content_net) == ("pretrained", "vgg16")
+  scale = c.loss.weights.content / paper.loss.weights.content
+  assert scale == pytest.approx(255 * 0.226)
+  assert c.loss.weights.structure / paper.loss.weights.structure == scale
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_tiny_variant_is_test_size_and_keeps_the_experiment(name):
   c, full = load(name, "tiny"), load(name)

@@ -168,7 +168,11 @@ def _set_channels(c: mlc.ConfigDict, channels: int) -> None:
   c.model.generator.channels = c.model.discriminator.channels = channels
 
 
-VARIANTS: dict[str, Callable[[mlc.ConfigDict], None]] = {"tiny": _tiny, "demo": _demo}
+VARIANTS: dict[str, Callable[[mlc.ConfigDict], None]] = {
+  "tiny": _tiny,
+  "demo": _demo,
+  "vgg16": use_imagenet_vgg16,
+}
 # KEY=VALUE items of the argument (integers), applied after the variants.
 ARG_KEYS: dict[str, Callable[[mlc.ConfigDict, int], None]] = {
   "size": lambda c, v: setattr(c.data, "image_size", v),
