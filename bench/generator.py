@@ -1,4 +1,5 @@
-"""SSAGenerator time against the plain-skip generator, with our XLA options and with XLA's defaults.
+"""SSAGenerator time against the plain-skip generator: SSA through its CPU kernel and through XLA,
+with our XLA options and with XLA's defaults.
 
   PYTHONPATH=. python bench/generator.py [--shapes 1x480x856 1x1080x1920 4x256x256]
       [--repeats N] [--bf16] [--backward]
@@ -6,8 +7,10 @@
 Paper-size generator (channels 32, 4 residual blocks, SSA patch 3) and the same generator with
 plain additive skips, random weights, jitted forward (with --backward: gradient of the mean
 output with respect to the params and the input) on device-resident input; best of N after a
-compiling warm-up. Each shape is timed four ways in one run: {SSA, plain} x {our compiler options
-(`cartoon_jax.xla_options`), XLA's defaults}, so the ratios are measured side by side.
+compiling warm-up. Each shape is timed five ways in one run, so the ratios are measured side by
+side: with our compiler options (`cartoon_jax.xla_options`), SSA with its CPU kernel
+(`cartoon_jax.kernels.ssa_cpu`, the default on the CPU), SSA through XLA (`ssa_forward`, the
+kernel's reference) and the plain generator; with XLA's defaults, SSA through XLA and plain.
 """
 
 import argparse
@@ -23,7 +26,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.timing import best_seconds
 from cartoon_jax import xla_options
 from cartoon_jax.generator_io import PAPER_SETTINGS
+from cartoon_jax.models import ssa
 from cartoon_jax.models.generator import SSAGenerator
+
+# name: (SSA patch size, SSA's CPU kernel on, our compiler options)
+VARIANTS = {
+  "ssa_kernel": (3, True, True),
+  "ssa_xla": (3, False, True),
+  "plain": (0, False, True),
+  "ssa_xla_defaults": (3, False, False),
+  "plain_defaults": (0, False, False),
+}
 
 
 def random_params(model: SSAGenerator, x: jax.Array) -> dict:
@@ -58,18 +71,21 @@ def main() -> None:
   for batch, height, width in map(parse_shape, args.shapes):
     x = jax.random.uniform(jax.random.PRNGKey(1), (batch, height, width, 3), minval=-1, maxval=1)
     ms = {}
-    for patch in (3, 0):
+    for name, (patch, kernel, ours) in VARIANTS.items():
       model = SSAGenerator(**{**PAPER_SETTINGS, "ssa_patch_size": patch}, dtype=dtype)
       params = random_params(model, x[:1, :16, :16])
       fn = program(model, backward=args.backward)
-      for options, jitted in (("ours", xla_options.jit(fn)), ("xla", jax.jit(fn))):
-        ms[patch, options] = 1e3 * best_seconds(jitted, params, x, repeats=args.repeats)
+      ssa.use_cpu_kernel(kernel)  # read when the program is traced, in its first call
+      jitted = xla_options.jit(fn) if ours else jax.jit(fn)
+      ms[name] = 1e3 * best_seconds(jitted, params, x, repeats=args.repeats)
+    ssa.use_cpu_kernel(True)
+    plain = ms["plain"]
     print(
-      f"{batch}x{height}x{width}: ms/batch SSA {ms[3, 'ours']:8.1f} plain {ms[0, 'ours']:8.1f} "
-      f"(SSA/plain {ms[3, 'ours'] / ms[0, 'ours']:.2f}) | XLA defaults: SSA {ms[3, 'xla']:8.1f} "
-      f"plain {ms[0, 'xla']:8.1f} (SSA/plain {ms[3, 'xla'] / ms[0, 'xla']:.2f}) | "
-      f"ours/defaults: SSA {ms[3, 'ours'] / ms[3, 'xla']:.2f}, "
-      f"plain {ms[0, 'ours'] / ms[0, 'xla']:.2f}"
+      f"{batch}x{height}x{width}: ms/batch SSA kernel {ms['ssa_kernel']:8.1f}, SSA XLA "
+      f"{ms['ssa_xla']:8.1f}, plain {plain:8.1f}; SSA/plain: kernel "
+      f"{ms['ssa_kernel'] / plain:.2f}, XLA {ms['ssa_xla'] / plain:.2f} | XLA defaults: SSA "
+      f"{ms['ssa_xla_defaults']:8.1f}, plain {ms['plain_defaults']:8.1f} (SSA/plain "
+      f"{ms['ssa_xla_defaults'] / ms['plain_defaults']:.2f})"
     )
 
 

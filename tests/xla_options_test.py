@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cartoon_jax import xla_options
-from cartoon_jax.models.ssa import ssa
+from cartoon_jax.models.ssa import ssa, use_cpu_kernel
 
 
 def _ynn_fusion_roots(hlo: str) -> list[str]:
@@ -21,6 +21,15 @@ def _ynn_fusion_roots(hlo: str) -> list[str]:
 
 
 def test_ssa_programs_keep_their_numbers_and_lose_the_reduction_fusions():
+  # SSA through XLA (without its CPU kernel: as in bfloat16, or where no compiler built it).
+  use_cpu_kernel(False)
+  try:
+    _check_ssa_programs()
+  finally:
+    use_cpu_kernel(True)
+
+
+def _check_ssa_programs():
   rng = np.random.default_rng(0)
   q, k = (jnp.asarray(rng.normal(size=(1, 16, 24, 32)), jnp.float32) for _ in range(2))
   program = lambda q, k: ssa(q, k, patch_size=3)

@@ -11,15 +11,18 @@ exported ONNX graph both run it, so a change of formulation there reaches both; 
 needs is added to both vocabularies.
 
 The R^2 x C patches are never materialised: the forward pass reads R^2 shifted views of the
-zero-padded key, and the custom backward pass recomputes those views and accumulates the key
-gradient through shifted (zero-filled) views of per-offset terms, keeping only the (B, H, W, R^2)
-softmax between the passes.
+zero-padded key (on the CPU in float32, one custom call does the same in one pass:
+`kernels.ssa_cpu`, tested against `ssa_forward`), and the custom backward pass recomputes those
+views and accumulates the key gradient through shifted (zero-filled) views of per-offset terms,
+keeping only the (B, H, W, R^2) softmax between the passes.
 """
 
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from cartoon_jax.kernels import ssa_cpu
 
 
 class _JaxArrays:
@@ -119,13 +122,40 @@ def _unshift_sum(terms: list[jax.Array], patch_size: int) -> jax.Array:
   return total
 
 
+_CPU_KERNEL = {"enabled": True}
+
+
+def use_cpu_kernel(enabled: bool) -> None:
+  """Run SSA's forward pass through `kernels.ssa_cpu` on the CPU (the default) or through XLA
+  (`ssa_forward`, the reference), in programs traced from now on (for benchmarks and tests)."""
+  _CPU_KERNEL["enabled"] = bool(enabled)
+
+
+def _forward(query: jax.Array, key: jax.Array, patch_size: int, *, with_probs: bool) -> Any:
+  """`ssa_forward`'s output (and softmax if `with_probs`) on JAX arrays; the CPU kernel in its
+  place for float32 on the CPU."""
+
+  def reference(q, k):
+    out, probs = ssa_forward(_JaxArrays, q, k, patch_size)
+    return (out, probs) if with_probs else out
+
+  def kernel(q, k):
+    out, probs = ssa_cpu.forward(q, k, patch_size, with_probs=with_probs)
+    return (out, probs) if with_probs else out
+
+  float32 = query.dtype == key.dtype == jnp.float32
+  if not (_CPU_KERNEL["enabled"] and float32 and ssa_cpu.available()):
+    return reference(query, key)
+  return jax.lax.platform_dependent(query, key, cpu=kernel, default=reference)
+
+
 def _make_ssa(patch_size: int):
   @jax.custom_vjp
   def op(query, key):
-    return ssa_forward(_JaxArrays, query, key, patch_size)[0]
+    return _forward(query, key, patch_size, with_probs=False)
 
   def fwd(query, key):
-    out, probs = ssa_forward(_JaxArrays, query, key, patch_size)
+    out, probs = _forward(query, key, patch_size, with_probs=True)
     return out, (query, key, probs)
 
   def bwd(residuals, grad_out):
@@ -148,7 +178,7 @@ def _make_ssa(patch_size: int):
   return op
 
 
-_OPS: dict[int, object] = {}
+_OPS: dict[tuple[int, bool], object] = {}
 
 
 def ssa(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
@@ -163,6 +193,7 @@ def ssa(query: jax.Array, key: jax.Array, *, patch_size: int = 3) -> jax.Array:
     (B, H, W, C) aggregated key features (dtype of key). Differentiable in query and key.
   """
   _check(query, key, patch_size)
-  if patch_size not in _OPS:
-    _OPS[patch_size] = jax.jit(_make_ssa(patch_size))  # jit: one program also when called eagerly
-  return _OPS[patch_size](query, key)
+  cache_key = (patch_size, _CPU_KERNEL["enabled"])
+  if cache_key not in _OPS:
+    _OPS[cache_key] = jax.jit(_make_ssa(patch_size))  # jit: one program also when called eagerly
+  return _OPS[cache_key](query, key)
