@@ -63,20 +63,28 @@ def load(source: str) -> ctypes.CDLL:
   ).hexdigest()[:16]
   target = os.path.join(cache_dir(), f"{os.path.splitext(source)[0]}-{digest}.so")
   if not os.path.isfile(target):
-    os.makedirs(cache_dir(), exist_ok=True)
-    fd, partial = tempfile.mkstemp(suffix=".so", dir=cache_dir())
-    os.close(fd)
     try:
-      done = subprocess.run(
-        [*command, path, "-o", partial], capture_output=True, text=True, timeout=300
-      )
-      if done.returncode:
-        raise KernelBuildError(f"building {source} failed: {done.stderr.strip()[-2000:]}")
-      os.replace(partial, target)
-    finally:
-      if os.path.exists(partial):
-        os.remove(partial)
+      _build(command, path, target)
+    except (OSError, subprocess.SubprocessError, KernelBuildError) as e:
+      raise KernelBuildError(f"building {source} failed: {e}") from None
   try:
     return ctypes.cdll.LoadLibrary(target)
   except OSError as e:
     raise KernelBuildError(f"loading {target} failed: {e}") from None
+
+
+def _build(command: list[str], path: str, target: str) -> None:
+  """Compiles `path` to the shared library `target` atomically (a partial file never stays)."""
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  fd, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(target))
+  os.close(fd)
+  try:
+    done = subprocess.run(
+      [*command, path, "-o", partial], capture_output=True, text=True, timeout=300
+    )
+    if done.returncode:
+      raise KernelBuildError(f"{done.stderr.strip()[-2000:] or 'the compiler failed'}")
+    os.replace(partial, target)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)
