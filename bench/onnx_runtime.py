@@ -6,8 +6,9 @@
 The paper-size SSAGenerator (channels 32, 4 residual blocks, SSA patch 3; random weights unless
 --params is given: timing does not depend on their values) exported with `cartoon_jax.onnx_export`.
 Two rows per size and batch: the network alone (float32 NHWC in [-1, 1]; 480x854 runs at 480x856,
-the next multiple of 4, as the engines pad it) and the engines (`Cartoonizer` vs `OnnxCartoonizer`,
-uint8 frames in and out, padding and rounding included). Best of --repeats after one untimed call,
+the next multiple of 4, as the engines pad it; JAX's as the engine runs it, `generator_program`)
+and the engines (`Cartoonizer` vs `OnnxCartoonizer`, uint8 frames in and out, padding and
+rounding included). Best of --repeats after one untimed call,
 the four timed in turn within each repeat (a change in the machine's load hits them alike).
 """
 
@@ -20,14 +21,14 @@ import numpy as np
 
 from bench.timing import best_seconds_interleaved
 from cartoon_jax import generator_io, onnx_export, xla_options
-from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
+from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer, generator_program
 from cartoon_jax.models.generator import SSAGenerator
 
 
 def _generator(params: str | None) -> generator_io.Generator:
   if params:
     return generator_io.load(params)
-  settings = {"channels": 32, "num_blocks": 4, "ssa_patch_size": 3}
+  settings = generator_io.PAPER_SETTINGS
   module = SSAGenerator(**settings)
   shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 64, 64, 3)))
   rng = np.random.default_rng(0)
@@ -60,7 +61,7 @@ def main() -> None:
   session = onnxruntime.InferenceSession(
     model.SerializeToString(), options, providers=["CPUExecutionProvider"]
   )
-  apply = xla_options.jit(generator.module.apply)
+  apply = xla_options.jit(generator_program(generator.module))
   variables = jax.device_put(generator.variables)
   path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "bench_generator.onnx")
   onnx_export.export(generator, path, tolerance=None)

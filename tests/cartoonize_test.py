@@ -490,3 +490,13 @@ def test_interrupt_mid_stream_stops_every_thread_and_ffmpeg(
   with pytest.raises(KeyboardInterrupt):
     cz.cartoonize(stream_clip, str(tmp_path / "out.mp4"), cartoonizer=cartoonizer, progress=False)
   _assert_nothing_left(tmp_path)
+
+
+def test_cpu_engine_runs_a_batch_frame_by_frame_with_the_batch_numbers(variables):
+  model = _model(TINY)
+  x = np.random.default_rng(3).uniform(-1, 1, (3, 12, 16, 3)).astype(np.float32)
+  program = engine.generator_program(model)
+  assert "while" in jax.jit(program).lower(variables, x).as_text()  # frames one by one
+  got = np.asarray(jax.jit(program)(variables, x))
+  # Same math per frame; batch-1 and batch-3 convolutions may sum in another order (float32).
+  np.testing.assert_allclose(got, np.asarray(model.apply(variables, x)), atol=1e-5, rtol=1e-5)

@@ -204,6 +204,23 @@ def _to_unit(frames: jax.Array) -> jax.Array:
   return fileio.to_model_range(frames)
 
 
+def generator_program(model: Any) -> Callable:
+  """generate(variables, x float32 (B, H, W, 3) in [-1, 1]) -> float32 output: the generator as
+  the engine runs it. On the CPU the frames of a batch go one after another through the batch-1
+  program (XLA's CPU convolutions are slower per frame on larger batches:
+  `bench/onnx_runtime.py`); elsewhere as one batch. Not jitted."""
+
+  def generate(variables: Any, x: jax.Array) -> jax.Array:
+    return model.apply(variables, x.astype(model.dtype)).astype(jnp.float32)
+
+  def frame_by_frame(variables: Any, x: jax.Array) -> jax.Array:
+    return jax.lax.map(lambda frame: generate(variables, frame[None])[0], x)
+
+  return lambda variables, x: jax.lax.platform_dependent(
+    variables, x, cpu=frame_by_frame, default=generate
+  )
+
+
 @functools.cache
 def _forward_fn(model: Any, guided_filter: tuple[int, float] | None) -> Callable:
   """The jitted generator for a model config, shared by Cartoonizers (one compile per shape).
@@ -211,11 +228,11 @@ def _forward_fn(model: Any, guided_filter: tuple[int, float] | None) -> Callable
   forward(variables, uint8 (B, H, W, 3), *, as_uint8) with H, W multiples of 4 -> cartoon in
   [0, 255], rounded uint8 or float32.
   """
+  generate = generator_program(model)
 
   def forward(variables: Any, frames: jax.Array, *, as_uint8: bool) -> jax.Array:
     x = _to_unit(frames)
-    y = model.apply(variables, x.astype(model.dtype)).astype(jnp.float32)
-    return _finish(x, y, guided_filter, as_uint8)
+    return _finish(x, generate(variables, x), guided_filter, as_uint8)
 
   return xla_options.jit(forward, static_argnames="as_uint8")
 
