@@ -144,7 +144,8 @@ def _forward(query: jax.Array, key: jax.Array, patch_size: int, *, with_probs: b
     return (out, probs) if with_probs else out
 
   float32 = query.dtype == key.dtype == jnp.float32
-  if not (_CPU_KERNEL["enabled"] and float32 and ssa_cpu.available()):
+  on_cpu = jax.default_backend() == "cpu"  # no build on accelerator hosts
+  if not (_CPU_KERNEL["enabled"] and float32 and on_cpu and ssa_cpu.available()):
     return reference(query, key)
   return jax.lax.platform_dependent(query, key, cpu=kernel, default=reference)
 
