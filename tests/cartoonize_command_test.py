@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from cartoon_jax import generator_io, images, pretrained, video_io
+from cartoon_jax import generator_io, video_io
 from cartoon_jax.cartoonize import Cartoonizer
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -71,13 +71,3 @@ def test_crf_and_lossless_are_checked_before_any_work(tmp_path, clip, params_npz
     )
     assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
   assert not dst.exists()
-
-
-def test_without_weights_the_packaged_model_cartoonizes(tmp_path):
-  photo = bad.photo(36, 52, seed=3)
-  src, dst = tmp_path / "photo.png", tmp_path / "cartoon.png"
-  images.write_image(str(src), photo)
-  result = bad.run("-m", "cartoon_jax", "cartoonize", str(src), str(dst), "--quiet")
-  assert result.returncode == 0, result.stderr[-2000:]
-  want = Cartoonizer.load(pretrained.DEFAULT_GENERATOR)(photo)
-  assert np.abs(images.read_rgb8(str(dst)).astype(int) - want).max() <= 1

@@ -6,7 +6,6 @@ import functools
 import sys
 from collections.abc import Sequence
 
-from cartoon_jax import pretrained
 from cartoon_jax.cartoonize.engine import Cartoonizer, OnnxCartoonizer
 from cartoon_jax.cartoonize.jobs import cartoonize
 from cartoon_jax.file_kinds import WrongKindError
@@ -41,13 +40,8 @@ def build_parser(prog: str = "cartoon-jax cartoonize") -> argparse.ArgumentParse
   )
   p.add_argument("input", help="image, folder of images (recursive) or video")
   p.add_argument("output", help="output image / folder / video (.mp4, .mov, .mkv)")
-  weights = p.add_mutually_exclusive_group()
-  weights.add_argument(
-    "--params",
-    help="generator .npz (exported or converted authors' weights); without --params, --checkpoint "
-    "or --onnx: the packaged model, trained on the debian-art data (its card: "
-    "cartoon_jax/pretrained/MODEL_CARD.md)",
-  )
+  weights = p.add_mutually_exclusive_group(required=True)
+  weights.add_argument("--params", help="generator .npz (exported or converted authors' weights)")
   weights.add_argument(
     "--checkpoint", help="training workdir or checkpoints/ folder; its latest checkpoint is used"
   )
@@ -103,10 +97,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "cartoon-jax cartooni
       engine = functools.partial(OnnxCartoonizer, args.onnx, **options)
     else:
       engine = functools.partial(
-        Cartoonizer.load,
-        args.params or args.checkpoint or pretrained.DEFAULT_GENERATOR,
-        bf16=args.bf16,
-        **options,
+        Cartoonizer.load, args.params or args.checkpoint, bf16=args.bf16, **options
       )
     summary = cartoonize(
       args.input,
